@@ -1,0 +1,92 @@
+//! Criterion benchmarks of the hot paths: loading, series preparation and the baseline model.
+//!
+//! Run with `cargo bench --bench core`. Numbers are machine-dependent: compare runs on one
+//! machine, never against figures in prose.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use prescale::model;
+use prescale::series::{Aggregation, Labels, Samples, Series};
+use prescale::source::{self, LoadOptions};
+
+fn dataset(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("datasets")
+        .join(name)
+}
+
+fn taxi() -> Series {
+    source::load(&dataset("nyc_taxi.csv"), &LoadOptions::default())
+        .expect("bundled data")
+        .remove(0)
+}
+
+fn loading(c: &mut Criterion) {
+    c.bench_function("load nyc_taxi.csv (10,320 rows)", |b| {
+        b.iter(|| source::load(black_box(&dataset("nyc_taxi.csv")), &LoadOptions::default()))
+    });
+    c.bench_function("load M4 hourly train (414 series)", |b| {
+        b.iter(|| {
+            source::load(
+                black_box(&dataset("m4-hourly/Hourly-train.csv")),
+                &LoadOptions::default(),
+            )
+        })
+    });
+}
+
+fn preparation(c: &mut Criterion) {
+    let s = taxi();
+    // Irregular samples: the taxi series with every timestamp jittered by up to ±7 minutes.
+    let ts: Vec<i64> = s
+        .timestamps()
+        .enumerate()
+        .map(|(i, t)| t + ((i as i64 * 7919) % 840 - 420) * 1000)
+        .collect();
+    let samples =
+        Samples::new(Labels::named("jittered"), ts, s.values().to_vec()).expect("increasing");
+    c.bench_function("regularize 10,320 irregular samples (mean)", |b| {
+        b.iter(|| samples.regularize(black_box(1_800_000), Aggregation::Mean))
+    });
+    let holes: Vec<f64> = s
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if i % 17 < 3 { f64::NAN } else { v })
+        .collect();
+    let gappy = Series::new(Labels::default(), 0, 1_800_000, holes).expect("valid");
+    c.bench_function("fill_gaps on 10,320 points, 18% missing", |b| {
+        b.iter(|| black_box(&gappy).fill_gaps(3))
+    });
+    let mut total = 0.0;
+    let counter: Vec<f64> = s
+        .values()
+        .iter()
+        .map(|v| {
+            total += v;
+            total
+        })
+        .collect();
+    let counter = Series::new(Labels::default(), 0, 1_800_000, counter).expect("valid");
+    c.bench_function("counter_to_rate on 10,320 points", |b| {
+        b.iter(|| black_box(&counter).counter_to_rate())
+    });
+}
+
+fn baseline(c: &mut Criterion) {
+    let s = taxi();
+    let hourly = s.slice(s.len() - 1000..s.len());
+    let m = model::by_name("seasonal-naive").expect("registered");
+    c.bench_function("seasonal-naive fit, 1,000 points, period 48", |b| {
+        b.iter(|| m.fit(black_box(&hourly), &[48]))
+    });
+    let fitted = m.fit(&hourly, &[48]).expect("fits");
+    c.bench_function("seasonal-naive predict 48 steps, 80/95% intervals", |b| {
+        b.iter(|| fitted.predict(black_box(48), &[80.0, 95.0]))
+    });
+}
+
+criterion_group!(benches, loading, preparation, baseline);
+criterion_main!(benches);

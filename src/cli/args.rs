@@ -1,0 +1,239 @@
+//! Flags shared by several subcommands, and their parsers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::series::{Aggregation, Millis, Series};
+use crate::source::{self, prometheus, ColumnSpec, LoadOptions};
+
+/// Where the history comes from: a file, or a Prometheus range query.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// A CSV or Parquet file with a timestamp and a value column, or an M4 wide CSV.
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "prometheus",
+        conflicts_with = "prometheus"
+    )]
+    pub input: Option<PathBuf>,
+
+    /// Timestamp column of the input file [default: timestamp, ts, time, date or the first].
+    #[arg(long, value_name = "NAME")]
+    pub time_column: Option<String>,
+
+    /// Value column of the input file [default: value, y or the other column].
+    #[arg(long, value_name = "NAME")]
+    pub value_column: Option<String>,
+
+    /// Base URL of a Prometheus server, e.g. http://127.0.0.1:9090.
+    #[arg(long, value_name = "URL", requires_all = ["query", "start", "end", "step"])]
+    pub prometheus: Option<String>,
+
+    /// PromQL expression for --prometheus; one series per returned label set.
+    #[arg(long, value_name = "PROMQL")]
+    pub query: Option<String>,
+
+    /// Range start: RFC 3339, unix seconds, `now` or `now-7d`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start: Option<Millis>,
+
+    /// Range end (inclusive): RFC 3339, unix seconds, `now` or `now-1h`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub end: Option<Millis>,
+
+    /// Grid step (`30s`, `5m`, `1h`): the Prometheus query step, or for files the step to
+    /// regularize onto [default for files: the most common spacing].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub step: Option<Duration>,
+
+    /// How samples falling in one step are combined when a file must be regularized.
+    #[arg(long, value_enum, default_value_t = Aggregation::Last)]
+    pub aggregate: Aggregation,
+
+    /// Per-request timeout for Prometheus.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+
+    /// Retries after a transient Prometheus failure (exponential backoff from 0.5 s).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+
+    /// The series is a monotonic counter: convert it to a per-second rate (resets handled as
+    /// PromQL's rate() does).
+    #[arg(long)]
+    pub counter: bool,
+
+    /// Interpolate gaps of at most this many steps; longer gaps stay missing.
+    #[arg(long, value_name = "STEPS", default_value_t = 3)]
+    pub fill_gaps: usize,
+}
+
+impl InputArgs {
+    /// Loads the series, applies --counter and --fill-gaps, and reports what was done on
+    /// stderr.
+    pub fn load(&self) -> anyhow::Result<Vec<Series>> {
+        let raw = match (&self.input, &self.prometheus) {
+            (Some(path), _) => {
+                let options = LoadOptions {
+                    columns: ColumnSpec {
+                        time: self.time_column.clone(),
+                        value: self.value_column.clone(),
+                    },
+                    step: self.step.map(to_millis),
+                    aggregation: self.aggregate,
+                    ..LoadOptions::default()
+                };
+                source::load(path, &options)?
+            }
+            (None, Some(url)) => {
+                let query = prometheus::RangeQuery {
+                    url: url.clone(),
+                    query: self.query.clone().context("--query is required")?,
+                    start: self.start.context("--start is required")?,
+                    end: self.end.context("--end is required")?,
+                    step: to_millis(self.step.context("--step is required")?),
+                };
+                let options = prometheus::QueryOptions {
+                    timeout: self.timeout,
+                    retries: self.retries,
+                    ..prometheus::QueryOptions::default()
+                };
+                prometheus::query_range_blocking(&query, &options)?
+            }
+            (None, None) => bail!("give --input PATH or --prometheus URL"),
+        };
+        Ok(raw
+            .into_iter()
+            .map(|s| {
+                let s = if self.counter { s.counter_to_rate() } else { s };
+                let (filled, report) = s.fill_gaps(self.fill_gaps);
+                if report.filled + report.left_missing > 0 {
+                    eprintln!(
+                        "{}: filled {} missing point(s) in gaps of up to {} step(s); {} point(s) in {} longer or edge gap(s) stay missing",
+                        s.labels(),
+                        report.filled,
+                        self.fill_gaps,
+                        report.left_missing,
+                        report.gaps_left
+                    );
+                }
+                filled
+            })
+            .collect())
+    }
+}
+
+/// Parses `30s`, `5m`, `1h30m`, `1d` (humantime syntax) or a bare number of seconds.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    if let Ok(secs) = text.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(text)
+        .with_context(|| format!("{text:?} is not a duration such as 30s, 5m, 1h"))
+}
+
+/// Parses RFC 3339, unix seconds, `now`, or `now-<duration>` into ms since the epoch.
+pub fn parse_time(text: &str) -> anyhow::Result<Millis> {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix("now") {
+        let now = chrono::Utc::now().timestamp() * 1000;
+        if rest.is_empty() {
+            return Ok(now);
+        }
+        let ago = rest
+            .strip_prefix('-')
+            .with_context(|| format!("{text:?}: expected now or now-<duration>"))?;
+        return Ok(now - to_millis(parse_duration(ago)?) / 1000 * 1000);
+    }
+    use crate::source::timestamp::TimestampFormat;
+    TimestampFormat::detect(text)
+        .and_then(|f| f.parse(text))
+        .with_context(|| format!("{text:?} is not a time (RFC 3339, unix seconds, now or now-7d)"))
+}
+
+/// A duration in whole milliseconds.
+pub fn to_millis(d: Duration) -> Millis {
+    d.as_millis() as Millis
+}
+
+/// Prediction interval levels in percent, from a comma list such as `80,95`.
+///
+/// A newtype so clap treats the list as one value rather than a repeated flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Levels(pub Vec<f64>);
+
+/// Seasonal periods in steps, from a comma list such as `24,168`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seasons(pub Vec<usize>);
+
+/// Parses `80,95` into levels in percent.
+pub fn parse_levels(text: &str) -> anyhow::Result<Levels> {
+    if text.trim().is_empty() {
+        return Ok(Levels(vec![]));
+    }
+    text.split(',')
+        .map(|l| {
+            let v: f64 = l
+                .trim()
+                .parse()
+                .with_context(|| format!("level {l:?} is not a number"))?;
+            if !(v > 0.0 && v < 100.0) {
+                bail!("level {v} must be a percentage strictly between 0 and 100");
+            }
+            Ok(v)
+        })
+        .collect::<anyhow::Result<_>>()
+        .map(Levels)
+}
+
+/// Parses `24,168` into seasonal periods in steps.
+pub fn parse_seasons(text: &str) -> anyhow::Result<Seasons> {
+    text.split(',')
+        .map(|s| {
+            let v: usize = s
+                .trim()
+                .parse()
+                .with_context(|| format!("season {s:?} is not a whole number of steps"))?;
+            if v == 0 {
+                bail!("a season must be at least one step");
+            }
+            Ok(v)
+        })
+        .collect::<anyhow::Result<_>>()
+        .map(Seasons)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_times() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_time("2015-01-31T00:00:00Z").unwrap(),
+            1_422_662_400_000
+        );
+        assert_eq!(parse_time("1422662400").unwrap(), 1_422_662_400_000);
+        let gap = parse_time("now").unwrap() - parse_time("now-1h").unwrap();
+        // The two calls may straddle a second boundary.
+        assert!((3_600_000..=3_601_000).contains(&gap), "{gap}");
+        assert!(parse_time("tomorrow").is_err());
+    }
+
+    #[test]
+    fn levels_and_seasons() {
+        assert_eq!(parse_levels("80, 95").unwrap(), Levels(vec![80.0, 95.0]));
+        assert!(parse_levels("100").is_err());
+        assert_eq!(parse_seasons("24,168").unwrap(), Seasons(vec![24, 168]));
+        assert!(parse_seasons("0").is_err());
+    }
+}

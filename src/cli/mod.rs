@@ -1,0 +1,32 @@
+//! The `prescale` command line: one file per subcommand, each thin over the library.
+
+mod args;
+mod demo;
+mod forecast;
+
+use clap::{Parser, Subcommand};
+
+/// Forecast service load and plan scaling before the load arrives.
+#[derive(Debug, Parser)]
+#[command(name = "prescale", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Forecast a series from a file or a Prometheus query.
+    Forecast(Box<forecast::ForecastArgs>),
+    /// Run the whole path on the bundled NYC taxi data: forecast the last day from the
+    /// history before it and score it against what happened.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Forecast(args) => forecast::run(*args),
+        Command::Demo(args) => demo::run(args),
+    }
+}

@@ -1,0 +1,3 @@
+//! Measuring forecasts against what happened.
+
+pub mod metrics;

@@ -1,0 +1,163 @@
+//! What a model predicts: a mean path, prediction intervals by level, and components.
+
+use polars::prelude::{Column, DataFrame, PolarsError};
+use serde::{Deserialize, Serialize};
+
+use crate::series::Millis;
+use crate::source::table::timestamp_column;
+
+/// A central prediction interval at one coverage level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Nominal coverage in percent, e.g. `95.0`.
+    pub level: f64,
+    /// Lower bound per step.
+    pub lower: Vec<f64>,
+    /// Upper bound per step.
+    pub upper: Vec<f64>,
+}
+
+/// An additive part of the forecast (trend, a seasonality, holidays), where a model has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    /// Name, e.g. `trend` or `season_24`.
+    pub name: String,
+    /// Contribution per step.
+    pub values: Vec<f64>,
+}
+
+/// What a fitted model predicts, before it is placed on a time grid.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Point forecast per step.
+    pub mean: Vec<f64>,
+    /// Intervals, in the order the levels were asked for.
+    pub intervals: Vec<Interval>,
+    /// Components, possibly none.
+    pub components: Vec<Component>,
+}
+
+impl Prediction {
+    /// Places the prediction on the grid `start + i * step`.
+    pub fn on_grid(self, start: Millis, step: Millis) -> Forecast {
+        Forecast {
+            start,
+            step,
+            mean: self.mean,
+            intervals: self.intervals,
+            components: self.components,
+        }
+    }
+}
+
+/// An `h`-step forecast on the series' grid, starting one step after its last point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// Timestamp of the first forecast step.
+    pub start: Millis,
+    /// Step, ms.
+    pub step: Millis,
+    /// Point forecast per step.
+    pub mean: Vec<f64>,
+    /// Intervals, in the order the levels were asked for.
+    pub intervals: Vec<Interval>,
+    /// Components, possibly none.
+    pub components: Vec<Component>,
+}
+
+impl Forecast {
+    /// Number of steps.
+    pub fn horizon(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Timestamps of the forecast steps.
+    pub fn timestamps(&self) -> impl Iterator<Item = Millis> + '_ {
+        (0..self.horizon()).map(|i| self.start + i as Millis * self.step)
+    }
+
+    /// The interval at `level` percent, if it was predicted.
+    pub fn interval(&self, level: f64) -> Option<&Interval> {
+        self.intervals
+            .iter()
+            .find(|i| (i.level - level).abs() < 1e-9)
+    }
+
+    /// Replaces negative values (mean, bounds, not components) by zero: for metrics that
+    /// cannot be negative, such as request rates.
+    pub fn floor_at_zero(&mut self) {
+        let floor = |v: &mut Vec<f64>| v.iter_mut().for_each(|x| *x = x.max(0.0));
+        floor(&mut self.mean);
+        for i in &mut self.intervals {
+            floor(&mut i.lower);
+            floor(&mut i.upper);
+        }
+    }
+
+    /// The forecast as a table: `timestamp, mean, lower_<L>, upper_<L>, ...` with one pair of
+    /// bound columns per level (`lower_80`, `upper_80`, ...), then one column per component.
+    pub fn to_frame(&self) -> Result<DataFrame, PolarsError> {
+        let mut columns = vec![
+            timestamp_column("timestamp", self.timestamps().collect())?,
+            Column::new("mean".into(), &self.mean),
+        ];
+        for i in &self.intervals {
+            let level = format_level(i.level);
+            columns.push(Column::new(format!("lower_{level}").into(), &i.lower));
+            columns.push(Column::new(format!("upper_{level}").into(), &i.upper));
+        }
+        for c in &self.components {
+            columns.push(Column::new(c.name.as_str().into(), &c.values));
+        }
+        DataFrame::new(self.horizon(), columns)
+    }
+}
+
+/// `80` for 80.0, `99.5` for 99.5: the level as it appears in column names.
+pub fn format_level(level: f64) -> String {
+    if level.fract() == 0.0 {
+        format!("{level:.0}")
+    } else {
+        format!("{level}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forecast() -> Forecast {
+        Forecast {
+            start: 0,
+            step: 1000,
+            mean: vec![1.0, -2.0],
+            intervals: vec![Interval {
+                level: 80.0,
+                lower: vec![-1.0, -3.0],
+                upper: vec![3.0, 1.0],
+            }],
+            components: vec![],
+        }
+    }
+
+    #[test]
+    fn table_has_the_documented_columns() {
+        let df = forecast().to_frame().unwrap();
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(names, ["timestamp", "mean", "lower_80", "upper_80"]);
+        assert_eq!(df.height(), 2);
+    }
+
+    #[test]
+    fn flooring_clips_mean_and_bounds() {
+        let mut f = forecast();
+        f.floor_at_zero();
+        assert_eq!(f.mean, [1.0, 0.0]);
+        assert_eq!(f.intervals[0].lower, [0.0, 0.0]);
+        assert_eq!(f.intervals[0].upper, [3.0, 1.0]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Forecasting models behind one small interface.
+//!
+//! A [`Model`] is a method with its settings; [`Model::fit`] on a [`Series`] gives a
+//! [`Fitted`] model, which predicts any horizon with intervals at the requested levels. Models
+//! see only values and seasonal periods, never where the series came from. [`fit`] wraps the
+//! result in a [`FittedModel`] that knows the series' grid and returns timestamped
+//! [`Forecast`]s. A new model is one file plus one line in [`registry`].
+
+pub mod naive;
+mod registry;
+
+pub use registry::{by_name, names};
+
+use thiserror::Error;
+
+use crate::forecast::{Forecast, Prediction};
+use crate::series::{Millis, Series};
+
+/// Why a model could not fit or predict.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ModelError {
+    /// No model has this name.
+    #[error("unknown model {name:?}; available: {}", available.join(", "))]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The registry's names.
+        available: Vec<&'static str>,
+    },
+    /// Not enough observed points for this model and season.
+    #[error("{model} needs at least {needed} observed points, the series has {got}")]
+    TooShort {
+        /// The model.
+        model: String,
+        /// Points needed.
+        needed: usize,
+        /// Points available.
+        got: usize,
+    },
+    /// A prediction level outside (0, 100).
+    #[error("prediction level {0} is not a percentage strictly between 0 and 100")]
+    InvalidLevel(f64),
+    /// A horizon of zero steps.
+    #[error("the horizon must be at least one step")]
+    ZeroHorizon,
+    /// A seasonal period the model cannot use.
+    #[error("seasonal period {0} is invalid: it must be at least 1")]
+    InvalidSeason(usize),
+}
+
+/// A forecasting method with its settings, before it has seen data.
+pub trait Model: Send + Sync {
+    /// The registry name, e.g. `seasonal-naive`.
+    fn name(&self) -> &'static str;
+
+    /// Fits the model to `series`, whose seasonal periods (in steps, most important first)
+    /// are `seasons`. Missing values (`NaN`) are allowed; each model documents how it treats
+    /// them.
+    fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError>;
+}
+
+/// A model fitted to one series.
+pub trait Fitted: Send + Sync {
+    /// Predicts `horizon` steps after the end of the fitted series, with central intervals
+    /// at each of `levels` (percent, e.g. `[80.0, 95.0]`). Never returns `NaN` in the mean.
+    fn predict(&self, horizon: usize, levels: &[f64]) -> Result<Prediction, ModelError>;
+
+    /// One-step-ahead in-sample predictions, aligned with the series (`NaN` where the model
+    /// has none, e.g. the first season).
+    fn fitted_values(&self) -> Vec<f64>;
+
+    /// One line on what was fitted, e.g. `seasonal naive, period 48, sigma 812.4`.
+    fn describe(&self) -> String;
+}
+
+/// A fitted model together with the grid of the series it was fitted on.
+pub struct FittedModel {
+    model: &'static str,
+    next: Millis,
+    step: Millis,
+    inner: Box<dyn Fitted>,
+}
+
+impl FittedModel {
+    /// The model's registry name.
+    pub fn model(&self) -> &'static str {
+        self.model
+    }
+
+    /// Predicts `horizon` steps, timestamped from one step after the series' end.
+    pub fn predict(&self, horizon: usize, levels: &[f64]) -> Result<Forecast, ModelError> {
+        check_request(horizon, levels)?;
+        Ok(self
+            .inner
+            .predict(horizon, levels)?
+            .on_grid(self.next, self.step))
+    }
+
+    /// In-sample one-step-ahead predictions.
+    pub fn fitted_values(&self) -> Vec<f64> {
+        self.inner.fitted_values()
+    }
+
+    /// What was fitted.
+    pub fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// Fits `model` to `series` and remembers the grid for timestamped forecasts.
+pub fn fit(
+    model: &dyn Model,
+    series: &Series,
+    seasons: &[usize],
+) -> Result<FittedModel, ModelError> {
+    if let Some(&bad) = seasons.iter().find(|&&s| s == 0) {
+        return Err(ModelError::InvalidSeason(bad));
+    }
+    Ok(FittedModel {
+        model: model.name(),
+        next: series.next_timestamp(),
+        step: series.step(),
+        inner: model.fit(series, seasons)?,
+    })
+}
+
+fn check_request(horizon: usize, levels: &[f64]) -> Result<(), ModelError> {
+    if horizon == 0 {
+        return Err(ModelError::ZeroHorizon);
+    }
+    match levels.iter().find(|l| !(**l > 0.0 && **l < 100.0)) {
+        Some(&bad) => Err(ModelError::InvalidLevel(bad)),
+        None => Ok(()),
+    }
+}
+
+/// The standard normal quantile for a central interval at `level` percent (1.2816 for 80).
+pub fn normal_quantile(level: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    Normal::standard().inverse_cdf(0.5 + level / 200.0)
+}
+
+/// Seasonal periods implied by a step: one day and one week, where they are whole numbers
+/// of steps of at least two (24 and 168 for hourly data, 288 and 2016 for 5-minute data).
+pub fn calendar_periods(step: Millis) -> Vec<usize> {
+    const DAY: Millis = 86_400_000;
+    [DAY, 7 * DAY]
+        .into_iter()
+        .filter(|p| step > 0 && p % step == 0 && p / step >= 2)
+        .map(|p| (p / step) as usize)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_periods_follow_the_step() {
+        assert_eq!(calendar_periods(3_600_000), [24, 168]);
+        assert_eq!(calendar_periods(300_000), [288, 2016]);
+        assert_eq!(calendar_periods(1_800_000), [48, 336]);
+        assert_eq!(calendar_periods(86_400_000), [7]);
+        assert!(calendar_periods(11_000).is_empty());
+    }
+
+    #[test]
+    fn normal_quantiles_match_tables() {
+        assert!((normal_quantile(80.0) - 1.281_551_6).abs() < 1e-6);
+        assert!((normal_quantile(95.0) - 1.959_964).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        assert_eq!(check_request(0, &[]), Err(ModelError::ZeroHorizon));
+        assert_eq!(
+            check_request(1, &[100.0]),
+            Err(ModelError::InvalidLevel(100.0))
+        );
+        let nan = check_request(1, &[f64::NAN]).unwrap_err();
+        assert!(nan.to_string().contains("NaN"), "{nan}");
+    }
+}

@@ -1,0 +1,252 @@
+//! Where series come from: files (CSV, Parquet, M4 wide CSV) and Prometheus.
+//!
+//! Every source returns validated [`Series`]; how raw samples become a regular series
+//! (directly, or regularized onto a step) is decided here, once, in [`to_series`].
+
+pub mod csv;
+pub mod m4;
+pub mod prometheus;
+pub mod table;
+pub mod timestamp;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::series::{Aggregation, Millis, Samples, Series, SeriesError};
+
+/// Why a source could not produce series.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The file could not be opened, read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file has no data rows.
+    #[error("{}: the file has no data rows", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A column the caller named (or a default) is not in the header.
+    #[error("{}: no column {column:?}; the header has {available:?} (choose with --time-column / --value-column)", path.display())]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column looked for.
+        column: String,
+        /// The columns present.
+        available: Vec<String>,
+    },
+    /// A timestamp cell does not parse.
+    #[error("{} line {line}: cannot read timestamp {text:?} (expected {expected})", path.display())]
+    BadTimestamp {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (row, for Parquet).
+        line: u64,
+        /// The cell's text.
+        text: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A value cell is not a number.
+    #[error("{} line {line}: value {text:?} in column {column:?} is not a number", path.display())]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (row, for Parquet).
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell's text.
+        text: String,
+    },
+    /// The rows parse but do not form a valid series.
+    #[error("{} line {line}: {source}", path.display())]
+    InvalidRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending row.
+        line: u64,
+        /// What is wrong with it.
+        source: SeriesError,
+    },
+    /// The CSV itself is malformed (e.g. unbalanced quotes, invalid UTF-8).
+    #[error("{}: malformed CSV{}: {message}", path.display(), line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// Line, when known.
+        line: Option<u64>,
+        /// The parser's message.
+        message: String,
+    },
+    /// polars could not read or write the table.
+    #[error("{}: {source}", path.display())]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// polars' error.
+        source: polars::error::PolarsError,
+    },
+    /// A Prometheus query failed.
+    #[error(transparent)]
+    Prometheus(#[from] prometheus::PrometheusError),
+    /// Samples could not be put on a grid.
+    #[error("{name}: {source}")]
+    Series {
+        /// The series.
+        name: String,
+        /// Why.
+        source: SeriesError,
+    },
+}
+
+impl SourceError {
+    fn from_csv(path: &Path, e: ::csv::Error) -> Self {
+        let line = e.position().map(|p| p.line());
+        let message = e.to_string();
+        match e.into_kind() {
+            ::csv::ErrorKind::Io(source) => Self::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            _ => Self::Csv {
+                path: path.to_path_buf(),
+                line,
+                message,
+            },
+        }
+    }
+}
+
+/// Which columns of a long-format table hold the timestamps and the values.
+#[derive(Debug, Clone, Default)]
+pub struct ColumnSpec {
+    /// Timestamp column; default: the first of `timestamp`, `ts`, `time`, `date`, `datetime`
+    /// (any case), else the first column.
+    pub time: Option<String>,
+    /// Value column; default: `value`, else `y`, else the first column that is not the time.
+    pub value: Option<String>,
+}
+
+impl ColumnSpec {
+    /// Finds the (time, value) column indices in a header.
+    fn resolve(&self, path: &Path, header: &[String]) -> Result<(usize, usize), SourceError> {
+        let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let missing = |column: &str| SourceError::MissingColumn {
+            path: path.to_path_buf(),
+            column: column.to_string(),
+            available: header.to_vec(),
+        };
+        let time = match &self.time {
+            Some(name) => find(name).ok_or_else(|| missing(name))?,
+            None => ["timestamp", "ts", "time", "date", "datetime"]
+                .iter()
+                .find_map(|n| find(n))
+                .unwrap_or(0),
+        };
+        let value = match &self.value {
+            Some(name) => find(name).ok_or_else(|| missing(name))?,
+            None => find("value")
+                .or_else(|| find("y"))
+                .or_else(|| (0..header.len()).find(|&i| i != time))
+                .ok_or_else(|| missing("value"))?,
+        };
+        Ok((time, value))
+    }
+}
+
+/// How file inputs become series.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Column names for long-format files.
+    pub columns: ColumnSpec,
+    /// Grid step; default: the most common spacing of the samples.
+    pub step: Option<Millis>,
+    /// How samples are combined when they must be regularized.
+    pub aggregation: Aggregation,
+    /// Step of M4 wide files, which carry no timestamps (default one hour).
+    pub wide_step: Millis,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            columns: ColumnSpec::default(),
+            step: None,
+            aggregation: Aggregation::default(),
+            wide_step: 3_600_000,
+        }
+    }
+}
+
+/// Loads every series in a file: one for a long CSV or Parquet file, one per row for an M4
+/// wide CSV (recognised by its `V1,V2,...` header).
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Vec<Series>, SourceError> {
+    if !path.exists() {
+        return Err(SourceError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    let samples = match table::TableFormat::of(path) {
+        table::TableFormat::Parquet => table::read_samples(path, &options.columns)?,
+        table::TableFormat::Csv => {
+            if is_wide_csv(path)? {
+                return m4::read_wide(path, options.wide_step);
+            }
+            csv::read_samples(path, &options.columns)?
+        }
+    };
+    Ok(vec![to_series(
+        &samples,
+        options.step,
+        options.aggregation,
+    )?])
+}
+
+/// Puts samples on a grid: as they are when they already sit on one with the requested step,
+/// otherwise regularized with `aggregation` (see [`Samples::regularize`]).
+pub fn to_series(
+    samples: &Samples,
+    step: Option<Millis>,
+    aggregation: Aggregation,
+) -> Result<Series, SourceError> {
+    let wrap = |source| SourceError::Series {
+        name: samples.labels().to_string(),
+        source,
+    };
+    let inferred = samples.infer_step();
+    if step.is_none() || step == inferred {
+        if let Ok(series) = Series::from_samples(samples) {
+            return Ok(series);
+        }
+    }
+    let step = step.or(inferred).unwrap_or(1000);
+    samples.regularize(step, aggregation).map_err(wrap)
+}
+
+fn is_wide_csv(path: &Path) -> Result<bool, SourceError> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| SourceError::from_csv(path, e))?;
+    let header: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_string).collect(),
+        Err(_) => return Ok(false),
+    };
+    Ok(m4::looks_wide(&header))
+}
+
+/// The name a file gives its series: its stem (`nyc_taxi` for `datasets/nyc_taxi.csv`).
+pub fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,442 @@
+//! Prometheus range queries, chunked, retried and turned into series.
+//!
+//! Built on `prometheus-http-query`. A long range is split so that no request asks for more
+//! than [`QueryOptions::max_points_per_request`] points per series (Prometheus refuses more
+//! than 11,000), the chunks are joined per label set, and each label set becomes one
+//! [`Series`] on the query's grid (`start + k * step`), with `NaN` where Prometheus had no
+//! sample. Transient failures (connection refused, timeouts, HTTP 5xx, Prometheus
+//! `timeout`/`unavailable`/`internal`) are retried with exponential backoff; a PromQL error
+//! is reported at once with Prometheus' own message.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prometheus_http_query::{Client, Error as ClientError};
+use thiserror::Error;
+
+use crate::series::{format_millis, Labels, Millis, Series};
+
+/// Prometheus answers at most this many points per series in one range query.
+pub const PROMETHEUS_MAX_POINTS: usize = 11_000;
+
+/// A range query: what to ask and over which grid.
+#[derive(Debug, Clone)]
+pub struct RangeQuery {
+    /// Base URL of the Prometheus server, e.g. `http://127.0.0.1:9090`.
+    pub url: String,
+    /// The PromQL expression.
+    pub query: String,
+    /// First grid point, ms since the epoch (whole seconds: the API takes seconds).
+    pub start: Millis,
+    /// Last grid point (inclusive), ms since the epoch.
+    pub end: Millis,
+    /// Grid step, ms (whole seconds).
+    pub step: Millis,
+}
+
+/// How to talk to the server.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    /// Limit for one HTTP request, connection included.
+    pub timeout: Duration,
+    /// Extra attempts after a transient failure (0 = try once).
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub backoff: Duration,
+    /// Points per series per request; must not exceed [`PROMETHEUS_MAX_POINTS`].
+    pub max_points_per_request: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            max_points_per_request: 10_000,
+        }
+    }
+}
+
+/// Why a Prometheus query failed. Each kind says what to check.
+#[derive(Debug, Error)]
+pub enum PrometheusError {
+    /// Nothing answered at the URL.
+    #[error("Prometheus at {url} is unreachable after {attempts} attempt(s): {message} (is the server running and the URL right?)")]
+    Unreachable {
+        /// The base URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The transport's message.
+        message: String,
+    },
+    /// The server did not answer within the timeout.
+    #[error("Prometheus at {url} did not answer within {timeout:?} after {attempts} attempt(s) (raise --timeout or shorten the range)")]
+    Timeout {
+        /// The base URL.
+        url: String,
+        /// The per-request timeout.
+        timeout: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An HTTP error that is not a Prometheus API answer (a proxy, a wrong path).
+    #[error("Prometheus at {url} answered HTTP {status} (is the URL the server's base URL?)")]
+    Http {
+        /// The base URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// Prometheus rejected the expression; the message is its own.
+    #[error("PromQL error in {query:?}: {message}")]
+    PromQl {
+        /// The expression.
+        query: String,
+        /// Prometheus' message, e.g. `1:14: parse error: unclosed left parenthesis`.
+        message: String,
+    },
+    /// Prometheus failed while running the query (after retries, where retrying made sense).
+    #[error("Prometheus failed to run {query:?} ({kind}): {message}")]
+    Server {
+        /// The expression.
+        query: String,
+        /// Prometheus' error type (`timeout`, `execution`, ...).
+        kind: String,
+        /// Prometheus' message.
+        message: String,
+    },
+    /// The query ran but matched no series in the range.
+    #[error("{query:?} returned no data between {start} and {end}")]
+    EmptyResult {
+        /// The expression.
+        query: String,
+        /// Range start, formatted.
+        start: String,
+        /// Range end, formatted.
+        end: String,
+    },
+    /// The expression is not a range vector (e.g. a scalar or string expression).
+    #[error(
+        "{query:?} returned a {kind} result; a range query needs an instant-vector expression"
+    )]
+    NotAMatrix {
+        /// The expression.
+        query: String,
+        /// What came back.
+        kind: String,
+    },
+    /// The request itself is invalid.
+    #[error("invalid Prometheus query: {0}")]
+    Invalid(String),
+}
+
+/// Runs a range query and returns one series per label set, sorted by labels.
+pub async fn query_range(
+    query: &RangeQuery,
+    options: &QueryOptions,
+) -> Result<Vec<Series>, PrometheusError> {
+    let chunks = plan_chunks(query, options)?;
+    let client = client(&query.url, options.timeout)?;
+    let mut joined: BTreeMap<Labels, Vec<(Millis, f64)>> = BTreeMap::new();
+    for (start, end) in chunks {
+        let matrix = with_retries(query, options, || async {
+            let result = client
+                .query_range(
+                    &query.query,
+                    start / 1000,
+                    end / 1000,
+                    query.step as f64 / 1000.0,
+                )
+                .get()
+                .await?;
+            Ok(result)
+        })
+        .await?;
+        let data = matrix.data();
+        let Some(vectors) = data.as_matrix() else {
+            return Err(PrometheusError::NotAMatrix {
+                query: query.query.clone(),
+                kind: result_kind(data).into(),
+            });
+        };
+        for vector in vectors {
+            let points = joined
+                .entry(Labels::from_prometheus(vector.metric()))
+                .or_default();
+            points.extend(
+                vector
+                    .samples()
+                    .iter()
+                    .map(|s| ((s.timestamp() * 1000.0).round() as Millis, s.value())),
+            );
+        }
+    }
+    if joined.is_empty() {
+        return Err(PrometheusError::EmptyResult {
+            query: query.query.clone(),
+            start: format_millis(query.start),
+            end: format_millis(query.end),
+        });
+    }
+    let len = ((query.end - query.start) / query.step) as usize + 1;
+    Ok(joined
+        .into_iter()
+        .map(|(labels, points)| {
+            let mut values = vec![f64::NAN; len];
+            for (t, v) in points {
+                let offset = t - query.start;
+                if offset >= 0 && offset % query.step == 0 {
+                    if let Some(slot) = values.get_mut((offset / query.step) as usize) {
+                        // ±Inf (e.g. a PromQL division by zero) carries no load information:
+                        // it is kept as a missing sample, like a scrape that did not happen.
+                        *slot = if v.is_finite() { v } else { f64::NAN };
+                    }
+                }
+            }
+            Series::new(labels, query.start, query.step, values)
+                .expect("step checked positive and values made finite or NaN")
+        })
+        .collect())
+}
+
+/// Blocking wrapper around [`query_range`] for callers without an async runtime.
+pub fn query_range_blocking(
+    query: &RangeQuery,
+    options: &QueryOptions,
+) -> Result<Vec<Series>, PrometheusError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PrometheusError::Invalid(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(query_range(query, options))
+}
+
+/// Splits the query's grid into request ranges of at most `max_points_per_request` points,
+/// each starting on the grid so the joined points are exactly the query's grid.
+pub fn plan_chunks(
+    query: &RangeQuery,
+    options: &QueryOptions,
+) -> Result<Vec<(Millis, Millis)>, PrometheusError> {
+    let invalid = |m: String| Err(PrometheusError::Invalid(m));
+    if query.step < 1000 || query.step % 1000 != 0 {
+        return invalid(format!(
+            "step must be a whole number of seconds, got {} ms",
+            query.step
+        ));
+    }
+    if query.start % 1000 != 0 || query.end % 1000 != 0 {
+        return invalid("start and end must be whole seconds".into());
+    }
+    if query.end < query.start {
+        return invalid(format!(
+            "end {} is before start {}",
+            format_millis(query.end),
+            format_millis(query.start)
+        ));
+    }
+    let per = options.max_points_per_request;
+    if per == 0 || per > PROMETHEUS_MAX_POINTS {
+        return invalid(format!(
+            "points per request must be 1..={PROMETHEUS_MAX_POINTS}, got {per}"
+        ));
+    }
+    let span = (per as Millis - 1) * query.step;
+    let mut chunks = Vec::new();
+    let mut start = query.start;
+    while start <= query.end {
+        let end = (start + span).min(query.end);
+        chunks.push((start, end));
+        start = end + query.step;
+    }
+    Ok(chunks)
+}
+
+fn client(url: &str, timeout: Duration) -> Result<Client, PrometheusError> {
+    // rustls needs a process-wide crypto provider; installing one twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| PrometheusError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+    Client::from(http, url).map_err(|e| PrometheusError::Invalid(format!("URL {url:?}: {e}")))
+}
+
+/// Runs `request`, retrying transient failures with exponential backoff.
+async fn with_retries<T, F, Fut>(
+    query: &RangeQuery,
+    options: &QueryOptions,
+    mut request: F,
+) -> Result<T, PrometheusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match request().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let failure = classify(e, query, options, attempt);
+                if !failure.transient || attempt > options.retries {
+                    return Err(failure.error);
+                }
+                let wait = options.backoff.saturating_mul(1 << (attempt - 1).min(16));
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+struct Failure {
+    error: PrometheusError,
+    transient: bool,
+}
+
+fn classify(e: ClientError, query: &RangeQuery, options: &QueryOptions, attempts: u32) -> Failure {
+    use prometheus_http_query::error::PrometheusErrorType as Kind;
+    let url = query.url.clone();
+    match e {
+        ClientError::Prometheus(p) => {
+            let transient = matches!(
+                p.error_type(),
+                Kind::Timeout | Kind::Unavailable | Kind::Internal
+            );
+            let error = if p.error_type() == Kind::BadData {
+                PrometheusError::PromQl {
+                    query: query.query.clone(),
+                    message: p.message().to_string(),
+                }
+            } else {
+                PrometheusError::Server {
+                    query: query.query.clone(),
+                    kind: p.error_type().to_string(),
+                    message: p.message().to_string(),
+                }
+            };
+            Failure { error, transient }
+        }
+        ClientError::Client(c) => {
+            let inner = c.inner();
+            if let Some(status) = inner.and_then(|r| r.status()) {
+                let code = status.as_u16();
+                return Failure {
+                    error: PrometheusError::Http { url, status: code },
+                    transient: status.is_server_error() || code == 429,
+                };
+            }
+            if inner.is_some_and(|r| r.is_timeout()) {
+                return Failure {
+                    error: PrometheusError::Timeout {
+                        url,
+                        timeout: options.timeout,
+                        attempts,
+                    },
+                    transient: true,
+                };
+            }
+            if inner.is_some_and(|r| r.is_connect() || r.is_request()) {
+                return Failure {
+                    error: PrometheusError::Unreachable {
+                        url,
+                        attempts,
+                        message: error_chain(&c),
+                    },
+                    transient: true,
+                };
+            }
+            Failure {
+                error: PrometheusError::Invalid(format!(
+                    "unexpected answer from {url}: {}",
+                    error_chain(&c)
+                )),
+                transient: false,
+            }
+        }
+        other => Failure {
+            error: PrometheusError::Invalid(other.to_string()),
+            transient: false,
+        },
+    }
+}
+
+/// The message of an error and its causes, joined: reqwest's top-level message alone
+/// ("error sending request") hides the useful part ("Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn result_kind(data: &prometheus_http_query::response::Data) -> &'static str {
+    use prometheus_http_query::response::Data;
+    match data {
+        Data::Vector(_) => "instant vector",
+        Data::Matrix(_) => "range vector",
+        Data::Scalar(_) => "scalar",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn query(start: Millis, end: Millis, step: Millis) -> RangeQuery {
+        RangeQuery {
+            url: "http://127.0.0.1:9".into(),
+            query: "up".into(),
+            start,
+            end,
+            step,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_ranges() {
+        let o = QueryOptions::default();
+        assert!(plan_chunks(&query(0, 10_000, 500), &o).is_err());
+        assert!(plan_chunks(&query(10_000, 0, 1000), &o).is_err());
+        let too_many = QueryOptions {
+            max_points_per_request: 11_001,
+            ..o
+        };
+        assert!(plan_chunks(&query(0, 10_000, 1000), &too_many).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_tile_the_grid_exactly(
+            n in 1i64..100_000, step_s in 1i64..3600, per in 1usize..=11_000, start_s in 0i64..2_000_000_000,
+        ) {
+            let step = step_s * 1000;
+            let start = start_s * 1000;
+            let q = query(start, start + (n - 1) * step, step);
+            let o = QueryOptions { max_points_per_request: per, ..QueryOptions::default() };
+            let chunks = plan_chunks(&q, &o).unwrap();
+            prop_assert_eq!(chunks[0].0, q.start);
+            prop_assert_eq!(chunks[chunks.len() - 1].1, q.end);
+            let mut total = 0;
+            for (i, &(a, b)) in chunks.iter().enumerate() {
+                let points = (b - a) / step + 1;
+                prop_assert!(points >= 1 && points as usize <= per);
+                prop_assert_eq!((a - start) % step, 0);
+                if i > 0 {
+                    prop_assert_eq!(a, chunks[i - 1].1 + step);
+                }
+                total += points;
+            }
+            prop_assert_eq!(total, n);
+        }
+    }
+}

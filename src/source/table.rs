@@ -1,0 +1,223 @@
+//! Tables on disk through polars: CSV or Parquet, chosen by the file extension.
+//!
+//! Used for series inputs in Parquet and for every tabular output (forecasts, backtest and
+//! simulation results). Timestamps are stored as `Datetime(ms, UTC)`; in CSV they print as
+//! RFC 3339 (`2015-01-31T00:00:00Z`).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::series::{Labels, Millis, Samples};
+
+use super::timestamp::TimestampFormat;
+use super::{file_stem, ColumnSpec, SourceError};
+
+/// A table file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Comma-separated text with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl TableFormat {
+    /// The format named by a path's extension (`.parquet`/`.pq`, otherwise CSV).
+    pub fn of(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq") => {
+                Self::Parquet
+            }
+            _ => Self::Csv,
+        }
+    }
+}
+
+/// A column of UTC timestamps, stored as `Datetime(ms, UTC)`.
+pub fn timestamp_column(name: &str, values: Vec<Millis>) -> Result<Column, PolarsError> {
+    Column::new(name.into(), values).cast(&DataType::Datetime(
+        TimeUnit::Milliseconds,
+        Some(TimeZone::UTC),
+    ))
+}
+
+/// Writes a table to `path`, as Parquet or CSV by its extension, creating parent folders.
+pub fn write_table(df: &mut DataFrame, path: &Path) -> Result<(), SourceError> {
+    let io = |source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let file = File::create(path).map_err(io)?;
+    let result = match TableFormat::of(path) {
+        TableFormat::Parquet => ParquetWriter::new(file).finish(df).map(|_| ()),
+        TableFormat::Csv => write_csv(df, file),
+    };
+    result.map_err(|source| SourceError::Table {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes a table as CSV to any writer (stdout for the CLI).
+pub fn write_csv(df: &mut DataFrame, out: impl Write) -> Result<(), PolarsError> {
+    CsvWriter::new(out)
+        .include_header(true)
+        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%SZ".into()))
+        .finish(df)
+}
+
+/// Reads a whole table from CSV or Parquet.
+pub fn read_table(path: &Path) -> Result<DataFrame, SourceError> {
+    let err = |source| SourceError::Table {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match TableFormat::of(path) {
+        TableFormat::Parquet => ParquetReader::new(file).finish().map_err(err),
+        TableFormat::Csv => CsvReader::new(file).finish().map_err(err),
+    }
+}
+
+/// Reads one series from a Parquet file with a timestamp column and a value column.
+///
+/// The timestamp column may be a `Datetime` of any unit, an integer (unix seconds or
+/// milliseconds, by magnitude) or text in any format [`TimestampFormat`] knows. A null value
+/// is a missing sample. Rows are numbered from 1 in errors.
+pub fn read_samples(path: &Path, columns: &ColumnSpec) -> Result<Samples, SourceError> {
+    let df = read_table(path)?;
+    if df.height() == 0 {
+        return Err(SourceError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (time_col, value_col) = columns.resolve(path, &names)?;
+    let table_err = |source| SourceError::Table {
+        path: path.to_path_buf(),
+        source,
+    };
+    let times = df
+        .column(&names[time_col])
+        .map_err(table_err)?
+        .as_materialized_series()
+        .clone();
+    let timestamps = timestamps_of(path, &times)?;
+    let values: Vec<f64> = df
+        .column(&names[value_col])
+        .and_then(|c| c.cast(&DataType::Float64))
+        .map_err(|_| SourceError::BadValue {
+            path: path.to_path_buf(),
+            line: 0,
+            column: names[value_col].clone(),
+            text: format!(
+                "column of type {}",
+                df.column(&names[value_col])
+                    .map(|c| c.dtype().to_string())
+                    .unwrap_or_default()
+            ),
+        })?
+        .f64()
+        .map_err(table_err)?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
+    Samples::new(Labels::named(file_stem(path)), timestamps, values).map_err(|source| {
+        SourceError::InvalidRow {
+            path: path.to_path_buf(),
+            line: source.index().unwrap_or(0) as u64 + 1,
+            source,
+        }
+    })
+}
+
+fn timestamps_of(path: &Path, column: &Series) -> Result<Vec<Millis>, SourceError> {
+    let bad = |row: usize, text: String, expected: &'static str| SourceError::BadTimestamp {
+        path: path.to_path_buf(),
+        line: row as u64 + 1,
+        text,
+        expected,
+    };
+    let table_err = |source| SourceError::Table {
+        path: path.to_path_buf(),
+        source,
+    };
+    match column.dtype() {
+        DataType::Datetime(unit, _) => {
+            let per_ms = match unit {
+                TimeUnit::Nanoseconds => 1_000_000,
+                TimeUnit::Microseconds => 1_000,
+                TimeUnit::Milliseconds => 1,
+            };
+            let raw = column.cast(&DataType::Int64).map_err(table_err)?;
+            raw.i64()
+                .map_err(table_err)?
+                .iter()
+                .enumerate()
+                .map(|(row, t)| {
+                    t.map(|t| t.div_euclid(per_ms))
+                        .ok_or_else(|| bad(row, "null".into(), "a timestamp"))
+                })
+                .collect()
+        }
+        DataType::String => {
+            let strings = column.str().map_err(table_err)?;
+            let mut format = None;
+            strings
+                .iter()
+                .enumerate()
+                .map(|(row, text)| {
+                    let text = text.unwrap_or("");
+                    let f = match format {
+                        Some(f) => f,
+                        None => *format.insert(
+                            TimestampFormat::detect(text)
+                                .ok_or_else(|| bad(row, text.into(), "a timestamp"))?,
+                        ),
+                    };
+                    f.parse(text)
+                        .ok_or_else(|| bad(row, text.into(), f.describe()))
+                })
+                .collect()
+        }
+        dt if dt.is_integer() || dt.is_float() => {
+            let raw = column.cast(&DataType::Float64).map_err(table_err)?;
+            let mut format = None;
+            raw.f64()
+                .map_err(table_err)?
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    let text = v.map(|v| v.to_string()).unwrap_or_else(|| "null".into());
+                    let f = match format {
+                        Some(f) => f,
+                        None => *format.insert(
+                            TimestampFormat::detect(&text)
+                                .ok_or_else(|| bad(row, text.clone(), "a timestamp"))?,
+                        ),
+                    };
+                    f.parse(&text)
+                        .ok_or_else(|| bad(row, text.clone(), f.describe()))
+                })
+                .collect()
+        }
+        other => Err(bad(
+            0,
+            format!("column of type {other}"),
+            "a timestamp column",
+        )),
+    }
+}

@@ -1,0 +1,149 @@
+//! The built `prescale` binary, run as a user runs it.
+
+mod common;
+
+use assert_cmd::Command;
+use common::dataset;
+
+fn prescale() -> Command {
+    Command::cargo_bin("prescale").expect("binary built")
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Runs a command expected to fail and returns its stderr.
+fn failure_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("runs");
+    assert!(
+        !out.status.success(),
+        "expected failure, got: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+#[test]
+fn demo_scores_the_last_day_and_writes_the_forecast() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = stdout_of(prescale().args(["demo", "--output"]).arg(dir.path()));
+    assert!(stdout.contains("nyc_taxi.csv"), "{stdout}");
+    for model in ["naive", "seasonal-naive"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(model)),
+            "{model} row missing:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("MASE"));
+    let csv = std::fs::read_to_string(dir.path().join("forecast.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "timestamp,mean,lower_80,upper_80,lower_95,upper_95,actual"
+    );
+    assert_eq!(lines.len(), 49);
+    assert!(
+        lines[1].starts_with("2015-01-31T00:00:00Z,"),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn forecast_writes_csv_to_stdout() {
+    let stdout = stdout_of(
+        prescale()
+            .args(["forecast", "--input"])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--horizon", "48", "--season", "336", "--level", "90"]),
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "timestamp,mean,lower_90,upper_90");
+    assert_eq!(lines.len(), 49);
+    assert!(
+        lines[1].starts_with("2015-02-01T00:00:00Z,"),
+        "{}",
+        lines[1]
+    );
+    // Seasonal naive with a weekly season repeats the value one week before each step.
+    let taxi = common::load_dataset("nyc_taxi.csv");
+    let first: f64 = lines[1].split(',').nth(1).unwrap().parse().unwrap();
+    assert_eq!(first, taxi.values()[taxi.len() - 336]);
+}
+
+#[test]
+fn forecast_writes_parquet_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.parquet");
+    prescale()
+        .args(["forecast", "--input"])
+        .arg(dataset("Twitter_volume_AMZN.csv"))
+        .args(["--horizon", "288", "--output"])
+        .arg(&out)
+        .assert()
+        .success();
+    let df = prescale::source::table::read_table(&out).unwrap();
+    assert_eq!(df.height(), 288);
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "timestamp",
+            "mean",
+            "lower_80",
+            "upper_80",
+            "lower_95",
+            "upper_95"
+        ]
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_failing_exit() {
+    let err = failure_of(prescale().args(["forecast", "--input", "no/such.csv", "--horizon", "4"]));
+    assert!(
+        err.contains("no/such.csv") && err.contains("no such file"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--input"])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--horizon", "4", "--model", "oracle"]),
+    );
+    assert!(
+        err.contains("unknown model \"oracle\"") && err.contains("seasonal-naive"),
+        "{err}"
+    );
+
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--input"])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--horizon", "4", "--level", "100"]),
+    );
+    assert!(err.contains("between 0 and 100"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.csv");
+    std::fs::write(&short, "ts,value\n0,1\n60,2\n").unwrap();
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--horizon", "4", "--season", "24", "--input"])
+            .arg(&short),
+    );
+    assert!(err.contains("needs at least 25 observed points"), "{err}");
+}
