@@ -1,4 +1,5 @@
-//! Criterion benchmarks of the hot paths: loading, series preparation and the baseline model.
+//! Criterion benchmarks of the hot paths: loading, series preparation, and fit / predict of
+//! every model.
 //!
 //! Run with `cargo bench --bench core`. Numbers are machine-dependent: compare runs on one
 //! machine, never against figures in prose.
@@ -75,18 +76,34 @@ fn preparation(c: &mut Criterion) {
     });
 }
 
-fn baseline(c: &mut Criterion) {
+/// Fit and predict of every registered model on a 1,000-point hourly series (the taxi data
+/// averaged to hours), with daily and weekly seasons.
+fn models(c: &mut Criterion) {
     let s = taxi();
-    let hourly = s.slice(s.len() - 1000..s.len());
-    let m = model::by_name("seasonal-naive").expect("registered");
-    c.bench_function("seasonal-naive fit, 1,000 points, period 48", |b| {
-        b.iter(|| m.fit(black_box(&hourly), &[48]))
-    });
-    let fitted = m.fit(&hourly, &[48]).expect("fits");
-    c.bench_function("seasonal-naive predict 48 steps, 80/95% intervals", |b| {
-        b.iter(|| fitted.predict(black_box(48), &[80.0, 95.0]))
-    });
+    let samples = Samples::new(
+        Labels::named("taxi_hourly"),
+        s.timestamps().collect(),
+        s.values().to_vec(),
+    )
+    .expect("valid");
+    let hourly = samples
+        .regularize(3_600_000, Aggregation::Mean)
+        .expect("regularizes");
+    let hourly = hourly.slice(hourly.len() - 1000..hourly.len());
+    let mut group = c.benchmark_group("models, 1,000 hourly points");
+    group.sample_size(10);
+    for name in model::names() {
+        let m = model::by_name(name).expect("registered");
+        group.bench_function(format!("{name} fit"), |b| {
+            b.iter(|| model::fit(m.as_ref(), black_box(&hourly), &[24, 168]))
+        });
+        let fitted = model::fit(m.as_ref(), &hourly, &[24, 168]).expect("fits");
+        group.bench_function(format!("{name} predict 48 + 80/95%"), |b| {
+            b.iter(|| fitted.predict(black_box(48), &[80.0, 95.0]))
+        });
+    }
+    group.finish();
 }
 
-criterion_group!(benches, loading, preparation, baseline);
+criterion_group!(benches, loading, preparation, models);
 criterion_main!(benches);

@@ -35,7 +35,7 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
     let dir = tempfile::tempdir().unwrap();
     let stdout = stdout_of(prescale().args(["demo", "--output"]).arg(dir.path()));
     assert!(stdout.contains("nyc_taxi.csv"), "{stdout}");
-    for model in ["naive", "seasonal-naive"] {
+    for model in prescale::model::names() {
         assert!(
             stdout.lines().any(|l| l.starts_with(model)),
             "{model} row missing:\n{stdout}"
@@ -44,10 +44,13 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
     assert!(stdout.contains("MASE"));
     let csv = std::fs::read_to_string(dir.path().join("forecast.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(
-        lines[0],
-        "timestamp,mean,lower_80,upper_80,lower_95,upper_95,actual"
+    // The best model's columns, then its components (if it has any), then the actuals.
+    assert!(
+        lines[0].starts_with("timestamp,mean,lower_80,upper_80,lower_95,upper_95,"),
+        "{}",
+        lines[0]
     );
+    assert!(lines[0].ends_with(",actual"), "{}", lines[0]);
     assert_eq!(lines.len(), 49);
     assert!(
         lines[1].starts_with("2015-01-31T00:00:00Z,"),
@@ -146,4 +149,71 @@ fn errors_are_one_clear_line_and_a_failing_exit() {
             .arg(&short),
     );
     assert!(err.contains("needs at least 25 observed points"), "{err}");
+}
+
+#[test]
+fn backtest_writes_the_documented_results_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.csv");
+    let stdout = stdout_of(
+        prescale()
+            .args([
+                "backtest",
+                "--model",
+                "naive,seasonal-naive",
+                "--horizon",
+                "48",
+                "--windows",
+                "3",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv"))
+            .arg(dataset("Twitter_volume_AMZN.csv"))
+            .arg("--output")
+            .arg(&out),
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("seasonal-naive")),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "series,model,window,origin,mae,rmse,smape,mase,coverage_80,msis_80,coverage_95,msis_95"
+    );
+    // 2 series x 2 models x 3 windows.
+    assert_eq!(lines.len(), 1 + 12);
+    // The last window of nyc_taxi starts one horizon before the end.
+    assert!(
+        csv.contains("nyc_taxi,seasonal-naive,2,2015-01-31T00:00:00Z,"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_saved_model_forecasts_without_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("taxi.json");
+    let fitted = stdout_of(
+        prescale()
+            .args(["forecast", "--horizon", "24", "--season", "48", "--input"])
+            .arg(dataset("nyc_taxi.csv"))
+            .arg("--save-model")
+            .arg(&model),
+    );
+    let loaded = stdout_of(
+        prescale()
+            .args(["forecast", "--horizon", "24", "--model-file"])
+            .arg(&model),
+    );
+    assert_eq!(fitted, loaded);
+
+    std::fs::write(&model, "{ truncated").unwrap();
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--horizon", "24", "--model-file"])
+            .arg(&model),
+    );
+    assert!(err.contains("not a readable model file"), "{err}");
 }

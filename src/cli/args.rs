@@ -12,14 +12,15 @@ use crate::source::{self, prometheus, ColumnSpec, LoadOptions};
 /// Where the history comes from: a file, or a Prometheus range query.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// A CSV or Parquet file with a timestamp and a value column, or an M4 wide CSV.
+    /// CSV or Parquet files with a timestamp and a value column, or M4 wide CSVs (one series
+    /// per row).
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present = "prometheus",
+        num_args = 1..,
         conflicts_with = "prometheus"
     )]
-    pub input: Option<PathBuf>,
+    pub input: Vec<PathBuf>,
 
     /// Timestamp column of the input file [default: timestamp, ts, time, date or the first].
     #[arg(long, value_name = "NAME")]
@@ -76,8 +77,8 @@ impl InputArgs {
     /// Loads the series, applies --counter and --fill-gaps, and reports what was done on
     /// stderr.
     pub fn load(&self) -> anyhow::Result<Vec<Series>> {
-        let raw = match (&self.input, &self.prometheus) {
-            (Some(path), _) => {
+        let raw = match (self.input.is_empty(), &self.prometheus) {
+            (false, _) => {
                 let options = LoadOptions {
                     columns: ColumnSpec {
                         time: self.time_column.clone(),
@@ -87,9 +88,13 @@ impl InputArgs {
                     aggregation: self.aggregate,
                     ..LoadOptions::default()
                 };
-                source::load(path, &options)?
+                let mut all = Vec::new();
+                for path in &self.input {
+                    all.extend(source::load(path, &options)?);
+                }
+                all
             }
-            (None, Some(url)) => {
+            (true, Some(url)) => {
                 let query = prometheus::RangeQuery {
                     url: url.clone(),
                     query: self.query.clone().context("--query is required")?,
@@ -104,7 +109,7 @@ impl InputArgs {
                 };
                 prometheus::query_range_blocking(&query, &options)?
             }
-            (None, None) => bail!("give --input PATH or --prometheus URL"),
+            (true, None) => bail!("give --input PATH or --prometheus URL"),
         };
         Ok(raw
             .into_iter()
@@ -125,6 +130,20 @@ impl InputArgs {
             })
             .collect())
     }
+}
+
+/// The seasons for `series`: the user's, or those detected from the data, reported on
+/// stderr so the output says which periods were used.
+pub fn seasons_for(series: &Series, given: Option<&Seasons>) -> Vec<usize> {
+    if let Some(s) = given {
+        return s.0.clone();
+    }
+    let (candidates, kept) = crate::model::season::detect_for(series);
+    eprintln!(
+        "{}: seasons {kept:?} (detected from the candidates {candidates:?}: one day and one week of steps)",
+        series.labels()
+    );
+    kept
 }
 
 /// Parses `30s`, `5m`, `1h30m`, `1d` (humantime syntax) or a bare number of seconds.

@@ -8,7 +8,7 @@ use polars::prelude::Column;
 
 use crate::eval::metrics;
 use crate::forecast::Forecast;
-use crate::model::{self, calendar_periods};
+use crate::model::{self, calendar_periods, season};
 use crate::series::format_millis;
 use crate::source::{self, table::write_table, LoadOptions};
 
@@ -30,14 +30,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .into_iter()
         .next()
         .context("the demo file holds no series")?;
-    let seasons = calendar_periods(series.step());
-    let horizon = seasons.first().copied().unwrap_or(24);
+    let horizon = calendar_periods(series.step())
+        .first()
+        .copied()
+        .unwrap_or(24);
     anyhow::ensure!(
         series.len() > 3 * horizon,
         "{} is too short for the demo",
         path.display()
     );
     let (history, actual) = series.split_at(series.len() - horizon);
+    let (candidates, seasons) = season::detect_for(&history);
     println!(
         "prescale demo: {} ({} points every {} min, {} to {})",
         path.display(),
@@ -47,12 +50,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         format_millis(series.timestamp(series.len() - 1)),
     );
     println!(
-        "forecasting the last day ({horizon} steps from {}) from the {} points before it; seasons {:?} (one day, one week)\n",
+        "forecasting the last day ({horizon} steps from {}) from the {} points before it;\nseasons {:?}: the periods of one day and one week ({:?} steps) that the history's autocorrelation supports\n",
         format_millis(actual.start()),
         history.len(),
-        seasons
+        seasons,
+        candidates
     );
-    let scale_period = seasons.first().copied().unwrap_or(1);
+    // MASE is scaled by the daily seasonal naive error, whatever the models use.
+    let scale_period = horizon;
     println!(
         "{:<16} {:>10} {:>8} {:>8} {:>13}  fitted",
         "model", "MAE", "MASE", "sMAPE", "95% coverage"

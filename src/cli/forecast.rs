@@ -1,17 +1,17 @@
 //! `prescale forecast`: fit a model on the history and write its forecast.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use polars::prelude::{Column, DataFrame};
 
 use crate::forecast::Forecast;
-use crate::model::{self, calendar_periods};
+use crate::model::{self, FittedModel};
 use crate::series::Series;
 use crate::source::table::{write_csv, write_table};
 
-use super::args::{parse_levels, parse_seasons, InputArgs, Levels, Seasons};
+use super::args::{parse_levels, parse_seasons, seasons_for, InputArgs, Levels, Seasons};
 
 /// Flags of `prescale forecast`.
 #[derive(Debug, Args)]
@@ -27,8 +27,8 @@ pub struct ForecastArgs {
     #[arg(long, default_value = "seasonal-naive")]
     model: String,
 
-    /// Seasonal periods in steps, most important first, e.g. `24,168` [default: one day and
-    /// one week of steps, where they divide evenly].
+    /// Seasonal periods in steps, most important first, e.g. `24,168` [default: those of one
+    /// day and one week of steps that the data's autocorrelation supports].
     #[arg(long, value_name = "STEPS", value_parser = parse_seasons)]
     season: Option<Seasons>,
 
@@ -39,27 +39,46 @@ pub struct ForecastArgs {
     /// Output file, CSV or Parquet by extension [default: CSV on stdout].
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
+
+    /// Save the fitted model to this file (one series only), e.g. models/taxi.json.
+    #[arg(long, value_name = "PATH")]
+    save_model: Option<PathBuf>,
+
+    /// Forecast from a model saved with --save-model instead of fitting; no input needed.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["input", "prometheus", "save_model"])]
+    model_file: Option<PathBuf>,
 }
 
 /// Runs `prescale forecast`.
 pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.model_file {
+        let fitted = FittedModel::load(path)?;
+        eprintln!("{}: {}", path.display(), fitted.describe());
+        let mut table = fitted.predict(args.horizon, &args.level.0)?.to_frame()?;
+        return write(&mut table, args.output.as_deref());
+    }
     let model = model::by_name(&args.model)?;
     let all = args.input.load()?;
+    anyhow::ensure!(
+        args.save_model.is_none() || all.len() == 1,
+        "--save-model saves one fitted model, but the input holds {} series",
+        all.len()
+    );
     let many = all.len() > 1;
     let mut table: Option<DataFrame> = None;
     for series in &all {
-        let seasons = args
-            .season
-            .as_ref()
-            .map_or_else(|| calendar_periods(series.step()), |s| s.0.clone());
+        let seasons = seasons_for(series, args.season.as_ref());
         let fitted = model::fit(model.as_ref(), series, &seasons)
             .with_context(|| format!("fitting {} on {}", args.model, series.labels()))?;
         let forecast = fitted.predict(args.horizon, &args.level.0)?;
+        if let Some(path) = &args.save_model {
+            fitted.save(path)?;
+            eprintln!("saved the fitted model to {}", path.display());
+        }
         eprintln!(
-            "{}: {} points, seasons {:?}; {}",
+            "{}: {} points; {}",
             series.labels(),
             series.len(),
-            seasons,
             fitted.describe()
         );
         let df = frame(series, &forecast, many)?;
@@ -71,12 +90,17 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
         }
     }
     let mut table = table.context("no series to forecast")?;
-    match &args.output {
+    write(&mut table, args.output.as_deref())
+}
+
+/// Writes a table to `output` (CSV or Parquet by extension), or as CSV to stdout.
+fn write(table: &mut DataFrame, output: Option<&Path>) -> anyhow::Result<()> {
+    match output {
         Some(path) => {
-            write_table(&mut table, path)?;
+            write_table(table, path)?;
             eprintln!("wrote {} row(s) to {}", table.height(), path.display());
         }
-        None => write_csv(&mut table, std::io::stdout().lock())?,
+        None => write_csv(table, std::io::stdout().lock())?,
     }
     Ok(())
 }

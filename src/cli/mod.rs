@@ -1,6 +1,8 @@
 //! The `prescale` command line: one file per subcommand, each thin over the library.
 
 mod args;
+mod backtest;
+mod bench;
 mod demo;
 mod forecast;
 
@@ -18,6 +20,11 @@ pub struct Cli {
 enum Command {
     /// Forecast a series from a file or a Prometheus query.
     Forecast(Box<forecast::ForecastArgs>),
+    /// Rolling-origin backtest: refit each model at the last K origins of each series and
+    /// score the forecasts (MAE, RMSE, sMAPE, MASE, interval coverage and MSIS).
+    Backtest(Box<backtest::BacktestArgs>),
+    /// Published benchmarks (M4 hourly), scored as their organisers scored them.
+    Bench(bench::BenchArgs),
     /// Run the whole path on the bundled NYC taxi data: forecast the last day from the
     /// history before it and score it against what happened.
     Demo(demo::DemoArgs),
@@ -27,6 +34,8 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Forecast(args) => forecast::run(*args),
+        Command::Backtest(args) => backtest::run(*args),
+        Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -52,6 +52,24 @@ pub fn coverage(actual: &[f64], lower: &[f64], upper: &[f64]) -> f64 {
     )
 }
 
+/// Mean scaled interval score (Gneiting & Raftery 2007, as scored in M4) of a central
+/// interval at `level` percent: the mean over steps of
+/// `(u − l) + (2/α)(l − y)·[y < l] + (2/α)(y − u)·[y > u]`, with `α = 1 − level/100`, divided
+/// by `scale` (the MASE scale of the history).
+pub fn msis(actual: &[f64], lower: &[f64], upper: &[f64], level: f64, scale: f64) -> f64 {
+    let alpha = 1.0 - level / 100.0;
+    let penalty = 2.0 / alpha;
+    mean(
+        actual
+            .iter()
+            .zip(lower.iter().zip(upper))
+            .filter(|(a, _)| !a.is_nan())
+            .map(|(&y, (&l, &u))| {
+                (u - l) + penalty * (l - y).max(0.0) + penalty * (y - u).max(0.0)
+            }),
+    ) / scale
+}
+
 fn pairs<'a>(actual: &'a [f64], forecast: &'a [f64]) -> impl Iterator<Item = (f64, f64)> + 'a {
     actual
         .iter()

@@ -4,10 +4,21 @@
 //! [`Fitted`] model, which predicts any horizon with intervals at the requested levels. Models
 //! see only values and seasonal periods, never where the series came from. [`fit`] wraps the
 //! result in a [`FittedModel`] that knows the series' grid and returns timestamped
-//! [`Forecast`]s. A new model is one file plus one line in [`registry`].
+//! [`Forecast`]s, and saves to / loads from a model file ([`file`]). A new model is one file
+//! plus one line in the registry.
 
+mod augurs_glue;
+pub mod decompose;
+pub mod ets;
+pub mod file;
+pub mod mstl;
 pub mod naive;
+mod prepare;
 mod registry;
+pub mod season;
+pub mod theta;
+
+pub use prepare::Prepared;
 
 pub use registry::{by_name, names};
 
@@ -43,6 +54,14 @@ pub enum ModelError {
     /// A horizon of zero steps.
     #[error("the horizon must be at least one step")]
     ZeroHorizon,
+    /// The model's estimation failed on this series (e.g. no candidate converged).
+    #[error("{model} could not be fitted: {message}")]
+    Failed {
+        /// The model.
+        model: String,
+        /// What went wrong.
+        message: String,
+    },
     /// A seasonal period the model cannot use.
     #[error("seasonal period {0} is invalid: it must be at least 1")]
     InvalidSeason(usize),
@@ -71,6 +90,9 @@ pub trait Fitted: Send + Sync {
 
     /// One line on what was fitted, e.g. `seasonal naive, period 48, sigma 812.4`.
     fn describe(&self) -> String;
+
+    /// The fitted state, for a model file; the registry's loader for this model reads it back.
+    fn to_state(&self) -> Result<serde_json::Value, serde_json::Error>;
 }
 
 /// A fitted model together with the grid of the series it was fitted on.
@@ -78,6 +100,9 @@ pub struct FittedModel {
     model: &'static str,
     next: Millis,
     step: Millis,
+    /// Floor forecasts and intervals at zero: the history never went below zero (a request
+    /// rate, a queue length), so a negative forecast can only be an artefact of the model.
+    non_negative: bool,
     inner: Box<dyn Fitted>,
 }
 
@@ -87,13 +112,23 @@ impl FittedModel {
         self.model
     }
 
-    /// Predicts `horizon` steps, timestamped from one step after the series' end.
+    /// Predicts `horizon` steps, timestamped from one step after the series' end; floored at
+    /// zero when the history never went negative.
     pub fn predict(&self, horizon: usize, levels: &[f64]) -> Result<Forecast, ModelError> {
         check_request(horizon, levels)?;
-        Ok(self
+        let mut forecast = self
             .inner
             .predict(horizon, levels)?
-            .on_grid(self.next, self.step))
+            .on_grid(self.next, self.step);
+        if self.non_negative {
+            forecast.floor_at_zero();
+        }
+        Ok(forecast)
+    }
+
+    /// True when forecasts are floored at zero (the history never went negative).
+    pub fn non_negative(&self) -> bool {
+        self.non_negative
     }
 
     /// In-sample one-step-ahead predictions.
@@ -108,6 +143,12 @@ impl FittedModel {
 }
 
 /// Fits `model` to `series` and remembers the grid for timestamped forecasts.
+///
+/// Two documented shortcuts apply to every model:
+/// - a series whose observed values are all equal is forecast as that constant with
+///   zero-width intervals (the `naive` model stands in, and [`FittedModel::model`] says so):
+///   estimation on a constant has nothing to learn and some optimisers fail on it;
+/// - a series that never goes below zero gets forecasts floored at zero.
 pub fn fit(
     model: &dyn Model,
     series: &Series,
@@ -116,10 +157,25 @@ pub fn fit(
     if let Some(&bad) = seasons.iter().find(|&&s| s == 0) {
         return Err(ModelError::InvalidSeason(bad));
     }
+    let mut observed = series.values().iter().copied().filter(|v| !v.is_nan());
+    let first = observed.next();
+    let (mut constant, mut non_negative, mut count) = (true, first.is_some_and(|v| v >= 0.0), 1);
+    for v in observed {
+        constant &= Some(v) == first;
+        non_negative &= v >= 0.0;
+        count += 1;
+    }
+    let stand_in = naive::SeasonalNaive::naive();
+    let model: &dyn Model = if constant && count >= 2 {
+        &stand_in
+    } else {
+        model
+    };
     Ok(FittedModel {
         model: model.name(),
         next: series.next_timestamp(),
         step: series.step(),
+        non_negative,
         inner: model.fit(series, seasons)?,
     })
 }

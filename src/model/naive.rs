@@ -8,9 +8,12 @@
 //! Missing values: each phase of the season uses its most recent observed value, and
 //! residuals use only pairs where both values are observed.
 
+use serde::{Deserialize, Serialize};
+
 use crate::forecast::{Interval, Prediction};
 use crate::series::Series;
 
+use super::file::nan_as_null;
 use super::{normal_quantile, Fitted, Model, ModelError};
 
 /// Seasonal naive (`seasonal-naive`) or naive (`naive`).
@@ -86,11 +89,26 @@ impl Model for SeasonalNaive {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct FittedNaive {
     period: usize,
     last_season: Vec<f64>,
     sigma: f64,
+    #[serde(with = "nan_as_null")]
     fitted: Vec<f64>,
+}
+
+/// Reads a fitted naive or seasonal naive model back from its saved state.
+pub(crate) fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_json::Error> {
+    let fitted: FittedNaive = serde_json::from_value(state)?;
+    if fitted.period == 0 || fitted.last_season.len() != fitted.period {
+        return Err(serde::de::Error::custom(format!(
+            "period {} with {} seasonal values",
+            fitted.period,
+            fitted.last_season.len()
+        )));
+    }
+    Ok(Box::new(fitted))
 }
 
 impl Fitted for FittedNaive {
@@ -121,6 +139,10 @@ impl Fitted for FittedNaive {
 
     fn fitted_values(&self) -> Vec<f64> {
         self.fitted.clone()
+    }
+
+    fn to_state(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
     }
 
     fn describe(&self) -> String {

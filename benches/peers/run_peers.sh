@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs prescale and statsforecast on the M4 hourly protocol back to back, on the same machine,
+# and prints both tables and the ratios (OWA and wall time) per model.
+#
+#   bash benches/peers/run_peers.sh [--limit N]
+#
+# Makes its own virtual environment under benches/peers/.venv with PyPI statsforecast (pinned)
+# on first use. CI never runs this: the numbers go in the issue notes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=benches/peers/.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q "statsforecast==2.1.1"
+fi
+out=$(mktemp -d)
+cargo build --release -q
+echo "== prescale"
+./target/release/prescale bench m4 --models seasonal-naive,ets,mstl,theta "$@" | tee "$out/prescale.csv"
+echo "== statsforecast $("$venv/bin/python" -c 'import statsforecast; print(statsforecast.__version__)')"
+"$venv/bin/python" benches/peers/statsforecast_m4.py "$@" | tee "$out/peer.csv"
+echo "== ratios (prescale / statsforecast)"
+"$venv/bin/python" - "$out/prescale.csv" "$out/peer.csv" <<'PY'
+import csv, sys
+pairs = {"seasonal-naive": "SeasonalNaive", "ets": "AutoETS", "mstl": "MSTL", "theta": "AutoTheta"}
+ours = {r["model"]: r for r in csv.DictReader(open(sys.argv[1]))}
+peer = {r["model"]: r for r in csv.DictReader(open(sys.argv[2]))}
+print("model,peer,owa,peer_owa,owa_ratio,seconds,peer_seconds,speedup")
+for mine, theirs in pairs.items():
+    if mine in ours and theirs in peer:
+        a, b = ours[mine], peer[theirs]
+        print(f"{mine},{theirs},{a['owa']},{b['owa']},{float(a['owa'])/float(b['owa']):.3f},"
+              f"{a['seconds']},{b['seconds']},{float(b['seconds'])/float(a['seconds']):.1f}x")
+PY

@@ -1,0 +1,76 @@
+//! `prescale bench`: published benchmarks, scored exactly as their organisers did.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::eval::m4;
+use crate::model;
+
+/// Flags of `prescale bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The M4 hourly protocol: 414 series, horizon 48, sMAPE, MASE (m = 24) and OWA against
+    /// Naive2 (hourly sMAPE 18.383, MASE 2.395). Prints CSV, one row per model.
+    M4(M4Args),
+}
+
+#[derive(Debug, Args)]
+struct M4Args {
+    /// Folder holding Hourly-train.csv and Hourly-test.csv.
+    #[arg(long, value_name = "DIR", default_value = "datasets/m4-hourly")]
+    data: PathBuf,
+
+    /// Models to run, comma-separated [default: every registered model].
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+
+    /// Only the first N series (for a quick look; published figures need all 414).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
+/// Runs `prescale bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.which {
+        Bench::M4(a) => run_m4(a),
+    }
+}
+
+fn run_m4(args: M4Args) -> anyhow::Result<()> {
+    let names: Vec<String> = if args.models.is_empty() {
+        model::names().into_iter().map(String::from).collect()
+    } else {
+        args.models
+    };
+    let models = names
+        .iter()
+        .map(|n| model::by_name(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = m4::load(&args.data)
+        .with_context(|| format!("loading the M4 hourly set from {}", args.data.display()))?;
+    println!("model,smape,mase,owa,seconds,n_series,coverage_95,msis_95,fallbacks");
+    for m in &models {
+        let s = m4::evaluate(m.as_ref(), &data, args.limit);
+        println!(
+            "{},{:.3},{:.3},{:.4},{:.2},{},{:.2},{:.3},{}",
+            s.model,
+            s.smape,
+            s.mase,
+            s.owa,
+            s.seconds,
+            s.n_series,
+            s.coverage_95,
+            s.msis_95,
+            s.fallbacks
+        );
+    }
+    Ok(())
+}

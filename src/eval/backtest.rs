@@ -1,0 +1,161 @@
+//! Rolling-origin backtests: refit at several origins, forecast, score against what followed.
+
+use thiserror::Error;
+
+use crate::model::{self, Model, ModelError};
+use crate::series::{Millis, Series};
+
+use super::{score, Scores};
+
+/// Where the windows go.
+///
+/// Window `k` of `windows` has its origin at `n − horizon − (windows − 1 − k) · step_between`:
+/// with the default `step_between = horizon` the windows are the last `windows` blocks of
+/// `horizon` steps, back to back, ending at the series' end. Each forecast sees only the
+/// points before its origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Steps forecast per window.
+    pub horizon: usize,
+    /// Number of windows.
+    pub windows: usize,
+    /// Steps between consecutive origins.
+    pub step_between: usize,
+}
+
+impl Plan {
+    /// `windows` back-to-back blocks of `horizon` steps.
+    pub fn back_to_back(horizon: usize, windows: usize) -> Self {
+        Self {
+            horizon,
+            windows,
+            step_between: horizon,
+        }
+    }
+
+    /// The origin indices (first forecast point of each window) for a series of length `n`,
+    /// earliest first.
+    pub fn origins(&self, n: usize) -> Result<Vec<usize>, BacktestError> {
+        if self.horizon == 0 || self.windows == 0 || self.step_between == 0 {
+            return Err(BacktestError::EmptyPlan);
+        }
+        let span = self.horizon + (self.windows - 1) * self.step_between;
+        if n <= span {
+            return Err(BacktestError::TooShort {
+                len: n,
+                needed: span + 1,
+            });
+        }
+        Ok((0..self.windows)
+            .map(|k| n - self.horizon - (self.windows - 1 - k) * self.step_between)
+            .collect())
+    }
+}
+
+/// Why a backtest could not run at all.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum BacktestError {
+    /// Horizon, window count or step between windows is zero.
+    #[error("horizon, windows and step between windows must all be at least 1")]
+    EmptyPlan,
+    /// The windows do not fit in the series with any history left.
+    #[error("the series has {len} points; these windows need at least {needed}")]
+    TooShort {
+        /// Series length.
+        len: usize,
+        /// Length needed (all windows plus one point of history).
+        needed: usize,
+    },
+}
+
+/// The result of one window: its scores, or why the model failed there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Window number, 0 = earliest.
+    pub index: usize,
+    /// Timestamp of the first forecast step.
+    pub origin: Millis,
+    /// Scores, or the model's error for this window.
+    pub outcome: Result<Scores, ModelError>,
+}
+
+/// Runs `model` over every window of `plan` on `series`.
+///
+/// `seasons` go to the model; `period` scales MASE and MSIS (the in-sample seasonal naive error
+/// of each window's own history); `levels` are the interval levels to score.
+pub fn run(
+    model: &dyn Model,
+    series: &Series,
+    plan: &Plan,
+    seasons: &[usize],
+    period: usize,
+    levels: &[f64],
+) -> Result<Vec<Window>, BacktestError> {
+    let origins = plan.origins(series.len())?;
+    Ok(origins
+        .into_iter()
+        .enumerate()
+        .map(|(index, origin)| {
+            let history = series.slice(0..origin);
+            let actual = &series.values()[origin..origin + plan.horizon];
+            let outcome = model::fit(model, &history, seasons)
+                .and_then(|fitted| fitted.predict(plan.horizon, levels))
+                .map(|forecast| score(actual, &forecast, history.values(), period));
+            Window {
+                index,
+                origin: series.timestamp(origin),
+                outcome,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::Labels;
+
+    #[test]
+    fn default_windows_are_the_last_blocks() {
+        assert_eq!(
+            Plan::back_to_back(10, 3).origins(100).unwrap(),
+            [70, 80, 90]
+        );
+        let spaced = Plan {
+            horizon: 10,
+            windows: 3,
+            step_between: 5,
+        };
+        assert_eq!(spaced.origins(100).unwrap(), [80, 85, 90]);
+        assert_eq!(
+            Plan::back_to_back(10, 10).origins(100),
+            Err(BacktestError::TooShort {
+                len: 100,
+                needed: 101
+            })
+        );
+    }
+
+    #[test]
+    fn windows_see_only_their_history() {
+        // A series whose last block is wild: the earlier windows' scores must not change when
+        // it changes.
+        let base: Vec<f64> = (0..120)
+            .map(|i| (i % 12) as f64 + (i * 7 % 5) as f64 * 0.1)
+            .collect();
+        let mut wild = base.clone();
+        for v in &mut wild[108..] {
+            *v = 1e6;
+        }
+        let m = model::by_name("seasonal-naive").unwrap();
+        let plan = Plan::back_to_back(12, 3);
+        let run_on = |v: Vec<f64>| {
+            let s = Series::new(Labels::default(), 0, 1000, v).unwrap();
+            run(m.as_ref(), &s, &plan, &[12], 12, &[80.0]).unwrap()
+        };
+        let (a, b) = (run_on(base), run_on(wild));
+        assert_eq!(a[..2], b[..2]);
+        assert_ne!(a[2], b[2]);
+        assert!(a[0].outcome.as_ref().unwrap().mase.is_finite());
+    }
+}
