@@ -30,6 +30,8 @@ print("model,peer,owa,peer_owa,owa_ratio,seconds,peer_seconds,speedup")
 for mine, theirs in pairs.items():
     if mine in ours and theirs in peer:
         a, b = ours[mine], peer[theirs]
+        ours_s, peer_s = float(a["seconds"]), float(b["seconds"])
+        speedup = f"{peer_s / ours_s:.1f}x" if ours_s > 0 else "n/a (under 1 ms)"
         print(f"{mine},{theirs},{a['owa']},{b['owa']},{float(a['owa'])/float(b['owa']):.3f},"
-              f"{a['seconds']},{b['seconds']},{float(b['seconds'])/float(a['seconds']):.1f}x")
+              f"{a['seconds']},{b['seconds']},{speedup}")
 PY

@@ -60,7 +60,7 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
     for m in &models {
         let s = m4::evaluate(m.as_ref(), &data, args.limit);
         println!(
-            "{},{:.3},{:.3},{:.4},{:.2},{},{:.2},{:.3},{}",
+            "{},{:.3},{:.3},{:.4},{:.3},{},{:.2},{:.3},{}",
             s.model,
             s.smape,
             s.mase,
