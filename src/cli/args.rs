@@ -132,18 +132,39 @@ impl InputArgs {
     }
 }
 
-/// The seasons for `series`: the user's, or those detected from the data, reported on
-/// stderr so the output says which periods were used.
-pub fn seasons_for(series: &Series, given: Option<&Seasons>) -> Vec<usize> {
-    if let Some(s) = given {
-        return s.0.clone();
+/// Seasonal periods and interval levels: the flags of every command that fits models.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Seasonal periods in steps, most important first, e.g. `24,168`; the first also scales
+    /// MASE [default: those of one day and one week of steps that the data's autocorrelation
+    /// supports].
+    #[arg(long, value_name = "STEPS", value_parser = parse_seasons)]
+    season: Option<Seasons>,
+
+    /// Prediction interval levels in percent.
+    #[arg(long, value_name = "LEVELS", default_value = "80,95", value_parser = parse_levels)]
+    level: Levels,
+}
+
+impl FitArgs {
+    /// The levels asked for.
+    pub fn levels(&self) -> &[f64] {
+        &self.level.0
     }
-    let (candidates, kept) = crate::model::season::detect_for(series);
-    eprintln!(
-        "{}: seasons {kept:?} (detected from the candidates {candidates:?}: one day and one week of steps)",
-        series.labels()
-    );
-    kept
+
+    /// The seasons for `series`: the user's, or those detected from the data, reported on
+    /// stderr so the output says which periods were used.
+    pub fn seasons_for(&self, series: &Series) -> Vec<usize> {
+        if let Some(s) = &self.season {
+            return s.0.clone();
+        }
+        let (candidates, kept) = crate::model::season::detect_for(series);
+        eprintln!(
+            "{}: seasons {kept:?} (detected from the candidates {candidates:?}: one day and one week of steps)",
+            series.labels()
+        );
+        kept
+    }
 }
 
 /// Parses `30s`, `5m`, `1h30m`, `1d` (humantime syntax) or a bare number of seconds.

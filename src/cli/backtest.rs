@@ -15,7 +15,7 @@ use crate::model;
 use crate::series::Series;
 use crate::source::table::{timestamp_column, write_table};
 
-use super::args::{parse_levels, parse_seasons, seasons_for, InputArgs, Levels, Seasons};
+use super::args::{FitArgs, InputArgs};
 
 /// Flags of `prescale backtest`.
 #[derive(Debug, Args)]
@@ -39,14 +39,8 @@ pub struct BacktestArgs {
     #[arg(long, value_name = "S")]
     step_between: Option<usize>,
 
-    /// Seasonal periods in steps, most important first; the first also scales MASE [default:
-    /// those of one day and one week of steps that the data supports].
-    #[arg(long, value_name = "STEPS", value_parser = parse_seasons)]
-    season: Option<Seasons>,
-
-    /// Interval levels to score (coverage and MSIS), percent.
-    #[arg(long, value_name = "LEVELS", default_value = "80,95", value_parser = parse_levels)]
-    level: Levels,
+    #[command(flatten)]
+    fit: FitArgs,
 
     /// Results file, CSV or Parquet by extension: one row per series, model and window.
     #[arg(long, value_name = "PATH")]
@@ -73,12 +67,12 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         windows: args.windows,
         step_between: args.step_between.unwrap_or(args.horizon),
     };
-    let levels = &args.level.0;
+    let levels = args.fit.levels();
     let progress = progress_bar(all.len());
     let per_series: Vec<anyhow::Result<Vec<Row>>> = all
         .par_iter()
         .map(|series| {
-            let seasons = seasons_for(series, args.season.as_ref());
+            let seasons = args.fit.seasons_for(series);
             let period = seasons.first().copied().unwrap_or(1);
             let name = series_name(series);
             let mut rows = Vec::new();

@@ -11,7 +11,7 @@ use crate::model::{self, FittedModel};
 use crate::series::Series;
 use crate::source::table::{write_csv, write_table};
 
-use super::args::{parse_levels, parse_seasons, seasons_for, InputArgs, Levels, Seasons};
+use super::args::{FitArgs, InputArgs};
 
 /// Flags of `prescale forecast`.
 #[derive(Debug, Args)]
@@ -27,14 +27,8 @@ pub struct ForecastArgs {
     #[arg(long, default_value = "seasonal-naive")]
     model: String,
 
-    /// Seasonal periods in steps, most important first, e.g. `24,168` [default: those of one
-    /// day and one week of steps that the data's autocorrelation supports].
-    #[arg(long, value_name = "STEPS", value_parser = parse_seasons)]
-    season: Option<Seasons>,
-
-    /// Prediction interval levels in percent.
-    #[arg(long, value_name = "LEVELS", default_value = "80,95", value_parser = parse_levels)]
-    level: Levels,
+    #[command(flatten)]
+    fit: FitArgs,
 
     /// Output file, CSV or Parquet by extension [default: CSV on stdout].
     #[arg(long, value_name = "PATH")]
@@ -54,7 +48,9 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.model_file {
         let fitted = FittedModel::load(path)?;
         eprintln!("{}: {}", path.display(), fitted.describe());
-        let mut table = fitted.predict(args.horizon, &args.level.0)?.to_frame()?;
+        let mut table = fitted
+            .predict(args.horizon, args.fit.levels())?
+            .to_frame()?;
         return write(&mut table, args.output.as_deref());
     }
     let model = model::by_name(&args.model)?;
@@ -67,10 +63,10 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
     let many = all.len() > 1;
     let mut table: Option<DataFrame> = None;
     for series in &all {
-        let seasons = seasons_for(series, args.season.as_ref());
+        let seasons = args.fit.seasons_for(series);
         let fitted = model::fit(model.as_ref(), series, &seasons)
             .with_context(|| format!("fitting {} on {}", args.model, series.labels()))?;
-        let forecast = fitted.predict(args.horizon, &args.level.0)?;
+        let forecast = fitted.predict(args.horizon, args.fit.levels())?;
         if let Some(path) = &args.save_model {
             fitted.save(path)?;
             eprintln!("saved the fitted model to {}", path.display());
