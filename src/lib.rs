@@ -16,7 +16,9 @@
 //! - [`source`]: CSV, Parquet and M4 files, Prometheus range queries.
 //! - [`model`]: the [`model::Model`] / [`model::Fitted`] traits and the registry.
 //! - [`forecast`]: the [`forecast::Forecast`] a model returns, and its table form.
-//! - [`eval`]: accuracy metrics (MAE, RMSE, sMAPE, MASE).
+//! - [`eval`]: accuracy metrics, rolling-origin backtests, the M4 protocol.
+//! - [`scale`]: the HPA's `behavior` rules and its reactive replica calculation (the
+//!   baseline the scaling policy is measured against).
 //! - [`cli`]: the `prescale` command line, one file per subcommand.
 //!
 //! Nothing downstream reaches back upstream: a model does not know where its series came
@@ -28,5 +30,6 @@ pub mod cli;
 pub mod eval;
 pub mod forecast;
 pub mod model;
+pub mod scale;
 pub mod series;
 pub mod source;

@@ -1,0 +1,87 @@
+//! The Kubernetes HPA's own replica calculation for an external metric with an
+//! `AverageValue` target: the reactive baseline prescale is measured against.
+//!
+//! As `GetExternalMetricReplicas` in `pkg/controller/podautoscaler/replica_calculator.go`:
+//! the usage ratio is `total / (target · current)`; within the tolerance (default 0.1) the
+//! replicas stay as they are, otherwise the raw recommendation is `ceil(total / target)`.
+//! The recommendation then goes through the `behavior` rules ([`Normalizer`]).
+
+use super::behavior::{Behavior, Normalizer, Seconds};
+
+/// The HPA's default tolerance: no change while usage is within 10% of the target.
+pub const DEFAULT_TOLERANCE: f64 = 0.1;
+
+/// A reactive HPA for one workload.
+#[derive(Debug, Clone)]
+pub struct ReactiveHpa {
+    target_per_pod: f64,
+    tolerance: f64,
+    normalizer: Normalizer,
+}
+
+impl ReactiveHpa {
+    /// An HPA whose target is `target_per_pod` metric units per replica (the `AverageValue`),
+    /// bounded by `[min_replicas, max_replicas]`, with `behavior` rules and the default
+    /// tolerance.
+    pub fn new(
+        target_per_pod: f64,
+        min_replicas: i64,
+        max_replicas: i64,
+        behavior: Behavior,
+    ) -> Self {
+        Self {
+            target_per_pod,
+            tolerance: DEFAULT_TOLERANCE,
+            normalizer: Normalizer::new(behavior, min_replicas, max_replicas),
+        }
+    }
+
+    /// One sync at time `now`: the metric's `total` over all pods and the `current` replica
+    /// count in, the replicas the HPA sets out. A missing metric (`NaN`) keeps the replicas, as
+    /// the HPA does when it cannot read its metric.
+    pub fn sync(&mut self, now: Seconds, current: i64, total: f64) -> i64 {
+        if !total.is_finite() || self.target_per_pod <= 0.0 {
+            return current;
+        }
+        let raw = if current > 0 {
+            let ratio = total / (self.target_per_pod * current as f64);
+            if (ratio - 1.0).abs() <= self.tolerance {
+                current
+            } else {
+                (total / self.target_per_pod).ceil() as i64
+            }
+        } else {
+            (total / self.target_per_pod).ceil() as i64
+        };
+        self.normalizer.normalize(now, current, raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_metric_outside_the_tolerance() {
+        let mut hpa = ReactiveHpa::new(100.0, 1, 50, Behavior::default());
+        // 5 pods at 105 req/s each: within 10%, no change.
+        assert_eq!(hpa.sync(0, 5, 525.0), 5);
+        // 5 pods at 130 each: ceil(650 / 100) = 7.
+        assert_eq!(hpa.sync(15, 5, 650.0), 7);
+        // A missing metric changes nothing.
+        assert_eq!(hpa.sync(30, 7, f64::NAN), 7);
+    }
+
+    #[test]
+    fn a_spike_is_limited_by_the_default_scale_up_policy() {
+        let mut hpa = ReactiveHpa::new(10.0, 1, 1000, Behavior::default());
+        // Load for 100 pods arrives at once: 2 -> 6 -> 12 -> 24 ... every 15 s.
+        let mut replicas = 2;
+        let mut path = vec![];
+        for k in 0..5 {
+            replicas = hpa.sync(k * 15, replicas, 1000.0);
+            path.push(replicas);
+        }
+        assert_eq!(path, [6, 12, 24, 48, 96]);
+    }
+}
