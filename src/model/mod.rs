@@ -7,6 +7,7 @@
 //! [`Forecast`]s, and saves to / loads from a model file ([`file`]). A new model is one file
 //! plus one line in the registry.
 
+pub mod arima;
 mod augurs_glue;
 pub mod decompose;
 pub mod ets;
