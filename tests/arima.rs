@@ -122,6 +122,13 @@ fn fixed_orders_match_the_reference_fits() {
                 );
             }
             assert!(p.intervals[0].lower.iter().zip(&p.mean).all(|(l, m)| l < m));
+            // Saved and loaded, the model forecasts the same.
+            let fitted = Arima::new(spec).fit(&series, &[]).unwrap();
+            let reloaded = prescale::model::arima::load(fitted.to_state().unwrap()).unwrap();
+            assert_eq!(
+                fitted.predict(12, &[80.0]).unwrap(),
+                reloaded.predict(12, &[80.0]).unwrap()
+            );
         }
     }
 }

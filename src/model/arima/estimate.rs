@@ -19,8 +19,9 @@ use argmin::solver::quasinewton::LBFGS;
 use super::kalman::{arma_likelihood, css_objective, Likelihood};
 use super::polynomial::{difference, expand_ar, expand_ma};
 
-/// An ARIMA order: `(p, d, q)(P, D, Q)m`, plus whether a mean is fitted (only without
-/// differencing, as in R).
+/// An ARIMA order: `(p, d, q)(P, D, Q)m`, plus whether a constant is fitted: the mean of
+/// the differenced series, which is a mean without differencing and a drift with one
+/// difference (as `auto.arima`'s `include.constant`); never with more differencing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Spec {
     /// AR order.
@@ -43,7 +44,7 @@ pub struct Spec {
 
 impl Spec {
     fn has_mean(&self) -> bool {
-        self.mean && self.d == 0 && self.sd == 0
+        self.mean && self.d + self.sd <= 1
     }
 
     fn n_arma(&self) -> usize {
