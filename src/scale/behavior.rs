@@ -186,19 +186,23 @@ impl Normalizer {
         }
     }
 
-    fn changed_within(events: &[Event], now: Seconds, period: Seconds) -> i64 {
-        events
-            .iter()
-            .filter(|e| e.at > now - period)
-            .map(|e| e.change)
-            .sum()
+    /// Replicas at the start of the `period` ending `now`: the changes made inside it undone,
+    /// so that a policy limits the whole period's change, not just this step's.
+    fn replicas_at_period_start(&self, now: Seconds, current: i64, period: Seconds) -> i64 {
+        let within = |events: &[Event]| -> i64 {
+            events
+                .iter()
+                .filter(|e| e.at > now - period)
+                .map(|e| e.change)
+                .sum()
+        };
+        current - within(&self.ups) + within(&self.downs)
     }
 
     fn scale_up_limit(&self, now: Seconds, current: i64) -> i64 {
         let rules = &self.behavior.scale_up;
         let proposals = rules.policies.iter().map(|p| {
-            let start = current - Self::changed_within(&self.ups, now, p.period)
-                + Self::changed_within(&self.downs, now, p.period);
+            let start = self.replicas_at_period_start(now, current, p.period);
             match p.kind {
                 PolicyKind::Pods => start + p.value,
                 PolicyKind::Percent => {
@@ -216,8 +220,7 @@ impl Normalizer {
     fn scale_down_limit(&self, now: Seconds, current: i64) -> i64 {
         let rules = &self.behavior.scale_down;
         let proposals = rules.policies.iter().map(|p| {
-            let start = current - Self::changed_within(&self.ups, now, p.period)
-                + Self::changed_within(&self.downs, now, p.period);
+            let start = self.replicas_at_period_start(now, current, p.period);
             match p.kind {
                 PolicyKind::Pods => start - p.value,
                 // The HPA truncates here (and rounds up when scaling up).
