@@ -6,14 +6,15 @@
 //!   `seasonal.test = "seas"`).
 //! - **Differencing** `d ∈ {0, 1, 2}`: difference while the KPSS test (level stationarity,
 //!   Bartlett long-run variance with `⌊4·(n/100)^¼⌋` lags) rejects at 5% (statistic > 0.463).
-//! - **Search**: start from (2,d,2)(1,D,1), (0,d,0)(0,D,0), (1,d,0)(1,D,0) and (0,d,1)(0,D,1),
+//! - **Search** (ranked by the AICc of conditional-sum-of-squares fits, auto.arima's
+//!   `approximation`; the winner is then fitted by exact ML): start from (2,d,2)(1,D,1), (0,d,0)(0,D,0), (1,d,0)(1,D,0) and (0,d,1)(0,D,1),
 //!   with a constant where `d + D ≤ 1`; then move to any neighbour (p, q, P or Q ± 1, p and q
 //!   together ± 1, P and Q together ± 1, the constant toggled) with a lower AICc, until none
 //!   improves. Bounds as auto.arima's: p, q ≤ 5; P, Q ≤ 2; at most 94 models.
 
 use std::collections::HashSet;
 
-use super::estimate::{estimate, Estimate, Spec};
+use super::estimate::{css_aicc, estimate, Estimate, Spec};
 use super::polynomial::difference;
 
 /// Bounds on the search, as `auto.arima`'s defaults.
@@ -82,7 +83,7 @@ pub fn select(y: &[f64], m: usize) -> Option<Selection> {
     ] {
         search.consider(spec);
     }
-    while let Some(current) = search.best.as_ref().map(|(_, s, _)| *s) {
+    while let Some(current) = search.best.as_ref().map(|(_, s)| *s) {
         let improved = neighbours(&current, seasonal, constant)
             .into_iter()
             .any(|n| search.consider(n));
@@ -90,8 +91,11 @@ pub fn select(y: &[f64], m: usize) -> Option<Selection> {
             break;
         }
     }
+    // The winner of the approximate search is fitted once by exact ML.
     let tried = search.tried;
-    search.best.map(|(_, spec, estimate)| Selection {
+    let (_, spec) = search.best?;
+    let estimate = estimate(y, &spec).ok()?;
+    Some(Selection {
         spec,
         estimate,
         tried,
@@ -103,7 +107,7 @@ struct Search<'a> {
     y: &'a [f64],
     seen: HashSet<(usize, usize, usize, usize, bool)>,
     tried: usize,
-    best: Option<(f64, Spec, Estimate)>,
+    best: Option<(f64, Spec)>,
 }
 
 impl Search<'_> {
@@ -117,12 +121,11 @@ impl Search<'_> {
             return false;
         }
         self.tried += 1;
-        let Ok(est) = estimate(self.y, &spec) else {
+        let Some(aicc) = css_aicc(self.y, &spec) else {
             return false;
         };
-        let aicc = est.aicc(&spec);
-        if aicc.is_finite() && self.best.as_ref().is_none_or(|(b, _, _)| aicc < *b) {
-            self.best = Some((aicc, spec, est));
+        if self.best.as_ref().is_none_or(|(b, _)| aicc < *b) {
+            self.best = Some((aicc, spec));
             return true;
         }
         false
