@@ -204,16 +204,8 @@ pub fn likelihood_at(y: &[f64], spec: &Spec, coef: &Coefficients) -> Likelihood 
 /// approximation `auto.arima` ranks candidates by on long or seasonal series. `None` when the
 /// fit fails or leaves the AR part non-stationary or the MA part non-invertible.
 pub fn css_aicc(y: &[f64], spec: &Spec) -> Option<f64> {
-    let w = difference(y, spec.d, spec.sd, spec.m);
-    let needed = spec.p + spec.sp * spec.m + spec.n_coef() + 2;
-    if w.len() < needed {
-        return None;
-    }
-    let n = spec.n_coef();
-    let mut init = vec![0.0; n];
-    if spec.has_mean() {
-        init[n - 1] = w.iter().sum::<f64>() / w.len() as f64;
-    }
+    let (w, init) = differenced_with_start(y, spec).ok()?;
+    let n = init.len();
     let css = Objective {
         w: &w,
         spec: *spec,
@@ -238,8 +230,9 @@ pub fn css_aicc(y: &[f64], spec: &Spec) -> Option<f64> {
     aicc.is_finite().then_some(aicc)
 }
 
-/// Fits `spec` to `y` (no missing values) by CSS for starting values, then exact ML.
-pub fn estimate(y: &[f64], spec: &Spec) -> Result<Estimate, EstimateError> {
+/// The differenced series and the optimisers' starting point (zero coefficients, the sample
+/// mean for a constant), or `TooShort` when the order leaves too few observations.
+fn differenced_with_start(y: &[f64], spec: &Spec) -> Result<(Vec<f64>, Vec<f64>), EstimateError> {
     let w = difference(y, spec.d, spec.sd, spec.m);
     let needed = spec.p + spec.sp * spec.m + spec.n_coef() + 2;
     if w.len() < needed {
@@ -253,6 +246,12 @@ pub fn estimate(y: &[f64], spec: &Spec) -> Result<Estimate, EstimateError> {
     if spec.has_mean() {
         init[n - 1] = w.iter().sum::<f64>() / w.len() as f64;
     }
+    Ok((w, init))
+}
+
+/// Fits `spec` to `y` (no missing values) by CSS for starting values, then exact ML.
+pub fn estimate(y: &[f64], spec: &Spec) -> Result<Estimate, EstimateError> {
+    let (w, init) = differenced_with_start(y, spec)?;
     // Stage 1: conditional sum of squares, coefficients unconstrained.
     let css = Objective {
         w: &w,
