@@ -9,6 +9,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use prescale::model;
+use prescale::model::arima::{Arima, Spec};
 use prescale::series::{Aggregation, Labels, Samples, Series};
 use prescale::source::{self, LoadOptions};
 
@@ -102,6 +103,20 @@ fn models(c: &mut Criterion) {
             b.iter(|| fitted.predict(black_box(48), &[80.0, 95.0]))
         });
     }
+    // `arima` above is the automatic search; this is one fixed seasonal order (CSS + ML).
+    let fixed = Arima::new(Spec {
+        p: 2,
+        d: 0,
+        q: 1,
+        sp: 1,
+        sd: 1,
+        sq: 1,
+        m: 24,
+        mean: false,
+    });
+    group.bench_function("arima (2,0,1)(1,1,1)[24] fit, fixed order", |b| {
+        b.iter(|| model::fit(&fixed, black_box(&hourly), &[24]))
+    });
     group.finish();
 }
 

@@ -1,6 +1,6 @@
 """statsforecast on the M4 hourly protocol, printing the same CSV as `prescale bench m4`.
 
-Usage: python statsforecast_m4.py [--data DIR] [--models SeasonalNaive,AutoETS,MSTL,AutoTheta]
+Usage: python statsforecast_m4.py [--data DIR] [--models SeasonalNaive,AutoETS,MSTL,AutoTheta,AutoARIMA]
                                   [--limit N]
 Run it through `run_peers.sh`, which makes the virtual environment and pins the version.
 
@@ -33,13 +33,14 @@ def read_wide(path):
 
 
 def models_by_name(names):
-    from statsforecast.models import MSTL, AutoETS, AutoTheta, SeasonalNaive
+    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
 
     make = {
         "SeasonalNaive": lambda: SeasonalNaive(season_length=M),
         "AutoETS": lambda: AutoETS(season_length=M),
         "MSTL": lambda: MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN")),
         "AutoTheta": lambda: AutoTheta(season_length=M),
+        "AutoARIMA": lambda: AutoARIMA(season_length=M),
     }
     return [(n, make[n]()) for n in names]
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use crate::model::arima::{Arima, Spec};
+use crate::model::Model;
 use crate::series::{Aggregation, Millis, Series};
 use crate::source::{self, prometheus, ColumnSpec, LoadOptions};
 
@@ -144,9 +146,40 @@ pub struct FitArgs {
     /// Prediction interval levels in percent.
     #[arg(long, value_name = "LEVELS", default_value = "80,95", value_parser = parse_levels)]
     level: Levels,
+
+    /// Fix the ARIMA order `p,d,q` instead of searching (`--model arima` only); a mean is
+    /// fitted when there is no differencing.
+    #[arg(long, value_name = "P,D,Q", value_parser = parse_order)]
+    order: Option<Order>,
+
+    /// Fix the seasonal ARIMA order `P,D,Q,m` (with --order; m is the period in steps).
+    #[arg(long, value_name = "P,D,Q,M", value_parser = parse_seasonal_order, requires = "order")]
+    seasonal_order: Option<SeasonalOrder>,
 }
 
 impl FitArgs {
+    /// The model called `name` with these flags: the registry's, or an ARIMA of the fixed
+    /// order given by --order / --seasonal-order.
+    pub fn model(&self, name: &str) -> anyhow::Result<Box<dyn Model>> {
+        let Some(Order(p, d, q)) = self.order else {
+            return Ok(crate::model::by_name(name)?);
+        };
+        if name != "arima" {
+            bail!("--order fixes an ARIMA order, so it needs --model arima (got {name:?})");
+        }
+        let SeasonalOrder(sp, sd, sq, m) = self.seasonal_order.unwrap_or(SeasonalOrder(0, 0, 0, 1));
+        Ok(Box::new(Arima::new(Spec {
+            p,
+            d,
+            q,
+            sp,
+            sd,
+            sq,
+            m,
+            mean: d + sd == 0,
+        })))
+    }
+
     /// The levels asked for.
     pub fn levels(&self) -> &[f64] {
         &self.level.0
@@ -212,6 +245,55 @@ pub struct Levels(pub Vec<f64>);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seasons(pub Vec<usize>);
 
+/// A non-seasonal ARIMA order `(p, d, q)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Order(pub usize, pub usize, pub usize);
+
+/// A seasonal ARIMA order `(P, D, Q)` with its period `m`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeasonalOrder(pub usize, pub usize, pub usize, pub usize);
+
+/// Parses a comma list of exactly `n` whole numbers named by `what`.
+fn whole_numbers(text: &str, n: usize, what: &str) -> anyhow::Result<Vec<usize>> {
+    let parts: Vec<usize> = text
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .with_context(|| format!("{s:?} in {what} is not a whole number"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if parts.len() != n {
+        bail!(
+            "{what} takes {n} comma-separated numbers, got {}",
+            parts.len()
+        );
+    }
+    Ok(parts)
+}
+
+/// Parses `p,d,q`; orders above 5 and more than two differences are refused as `auto.arima`
+/// bounds them (beyond them the fit is rarely meaningful and slow).
+pub fn parse_order(text: &str) -> anyhow::Result<Order> {
+    let v = whole_numbers(text, 3, "--order p,d,q")?;
+    if v[0] > 5 || v[2] > 5 || v[1] > 2 {
+        bail!("--order {text}: p and q go up to 5 and d up to 2");
+    }
+    Ok(Order(v[0], v[1], v[2]))
+}
+
+/// Parses `P,D,Q,m`.
+pub fn parse_seasonal_order(text: &str) -> anyhow::Result<SeasonalOrder> {
+    let v = whole_numbers(text, 4, "--seasonal-order P,D,Q,m")?;
+    if v[0] > 2 || v[2] > 2 || v[1] > 1 {
+        bail!("--seasonal-order {text}: P and Q go up to 2 and D up to 1");
+    }
+    if v[3] < 2 {
+        bail!("--seasonal-order {text}: the period m must be at least 2 steps");
+    }
+    Ok(SeasonalOrder(v[0], v[1], v[2], v[3]))
+}
+
 /// Parses `80,95` into levels in percent.
 pub fn parse_levels(text: &str) -> anyhow::Result<Levels> {
     if text.trim().is_empty() {
@@ -275,5 +357,19 @@ mod tests {
         assert!(parse_levels("100").is_err());
         assert_eq!(parse_seasons("24,168").unwrap(), Seasons(vec![24, 168]));
         assert!(parse_seasons("0").is_err());
+    }
+
+    #[test]
+    fn arima_orders() {
+        assert_eq!(parse_order("2, 1,1").unwrap(), Order(2, 1, 1));
+        assert!(parse_order("2,1").is_err());
+        assert!(parse_order("6,0,0").is_err());
+        assert!(parse_order("1,x,0").is_err());
+        assert_eq!(
+            parse_seasonal_order("1,1,0,24").unwrap(),
+            SeasonalOrder(1, 1, 0, 24)
+        );
+        assert!(parse_seasonal_order("1,1,0").is_err());
+        assert!(parse_seasonal_order("1,1,0,1").is_err());
     }
 }

@@ -11,7 +11,6 @@ use rayon::prelude::*;
 
 use crate::eval::backtest::{self, Plan, Window};
 use crate::forecast::format_level;
-use crate::model;
 use crate::series::Series;
 use crate::source::table::{timestamp_column, write_table};
 
@@ -59,7 +58,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     let models = args
         .model
         .iter()
-        .map(|name| model::by_name(name))
+        .map(|name| args.fit.model(name))
         .collect::<Result<Vec<_>, _>>()?;
     let all = args.input.load()?;
     let plan = Plan {

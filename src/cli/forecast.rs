@@ -53,7 +53,7 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
             .to_frame()?;
         return write(&mut table, args.output.as_deref());
     }
-    let model = model::by_name(&args.model)?;
+    let model = args.fit.model(&args.model)?;
     let all = args.input.load()?;
     anyhow::ensure!(
         args.save_model.is_none() || all.len() == 1,

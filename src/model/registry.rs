@@ -1,5 +1,6 @@
 //! Models by name: the one place that lists them.
 
+use super::arima::{self, Arima};
 use super::ets::{self, Ets};
 use super::mstl::{self, Mstl};
 use super::naive::{self, SeasonalNaive};
@@ -45,6 +46,11 @@ const MODELS: &[Entry] = &[
         name: "theta",
         make: || Box::new(Theta),
         load: theta::load,
+    },
+    Entry {
+        name: "arima",
+        make: || Box::new(Arima::auto()),
+        load: arima::load,
     },
 ];
 

@@ -120,6 +120,8 @@ pub struct Estimate {
     pub nobs: usize,
     /// The final filter pass (state for forecasting, residuals).
     pub filter: Likelihood,
+    /// What went wrong in estimation and what was kept instead, if anything.
+    pub note: Option<String>,
 }
 
 impl Estimate {
@@ -279,7 +281,19 @@ pub fn estimate(y: &[f64], spec: &Spec) -> Result<Estimate, EstimateError> {
         spec: *spec,
         kind: Kind::Ml,
     };
-    let best = minimise(&ml, raw_start.clone()).unwrap_or(raw_start);
+    let (best, note) = match minimise_reporting(&ml, raw_start.clone()) {
+        Ok((x, true)) => (x, None),
+        Ok((x, false)) => (
+            x,
+            Some("the ML optimiser stopped at its iteration limit; its best point is kept".into()),
+        ),
+        Err(why) => (
+            raw_start,
+            Some(format!(
+                "the ML optimiser failed ({why}); the CSS estimates are kept"
+            )),
+        ),
+    };
     let coef = ml.coefficients(&best);
     let filter = ml.filter(&coef);
     if !filter.ssq.is_finite() || filter.nu == 0 {
@@ -291,6 +305,7 @@ pub fn estimate(y: &[f64], spec: &Spec) -> Result<Estimate, EstimateError> {
         nobs: filter.nu,
         coef,
         filter,
+        note,
     })
 }
 
@@ -380,20 +395,34 @@ impl Gradient for Objective<'_> {
 }
 
 fn minimise(objective: &Objective, x0: Vec<f64>) -> Option<Vec<f64>> {
+    minimise_reporting(objective, x0).ok().map(|(x, _)| x)
+}
+
+/// L-BFGS from `x0`: the best point and whether the solver converged (rather than running
+/// out of iterations), or why it failed.
+fn minimise_reporting(objective: &Objective, x0: Vec<f64>) -> Result<(Vec<f64>, bool), String> {
+    use argmin::core::{State, TerminationReason};
     if x0.is_empty() {
-        return Some(x0);
+        return Ok((x0, true));
     }
     let linesearch = MoreThuenteLineSearch::new();
     let solver = LBFGS::new(linesearch, 7)
         .with_tolerance_grad(1e-8)
-        .ok()?
-        .with_tolerance_cost(1e-12)
-        .ok()?;
+        .and_then(|s| s.with_tolerance_cost(1e-12))
+        .map_err(|e| e.to_string())?;
     let result = Executor::new(objective.clone(), solver)
         .configure(|s| s.param(x0).max_iters(200))
         .run()
-        .ok()?;
-    result.state.best_param
+        .map_err(|e| e.to_string())?;
+    let converged = !matches!(
+        result.state.get_termination_reason(),
+        Some(TerminationReason::MaxItersReached)
+    );
+    let best = result
+        .state
+        .best_param
+        .ok_or_else(|| "no point was evaluated".to_string())?;
+    Ok((best, converged))
 }
 
 #[cfg(test)]
