@@ -83,6 +83,25 @@ impl Forecast {
             .find(|i| (i.level - level).abs() < 1e-9)
     }
 
+    /// The forecast's `q`-quantile path: the mean for `q = 0.5`, otherwise the upper (q > ½)
+    /// or lower (q < ½) bound of the central interval at level `|2q − 1|`, which must have
+    /// been predicted (see [`level_for_quantile`]).
+    pub fn quantile(&self, q: f64) -> Option<&[f64]> {
+        let level = level_for_quantile(q)?;
+        if level == 0.0 {
+            return Some(&self.mean);
+        }
+        let interval = self
+            .intervals
+            .iter()
+            .find(|i| (i.level - level).abs() < 1e-6)?;
+        Some(if q > 0.5 {
+            &interval.upper
+        } else {
+            &interval.lower
+        })
+    }
+
     /// Replaces negative values (mean, bounds, not components) by zero: for metrics that
     /// cannot be negative, such as request rates.
     pub fn floor_at_zero(&mut self) {
@@ -111,6 +130,16 @@ impl Forecast {
         }
         DataFrame::new(self.horizon(), columns)
     }
+}
+
+/// The central interval level (percent) whose bound is the `q`-quantile: 80 for 0.9 or 0.1,
+/// 0 for the median (the mean path stands in for it); `None` outside (0, 1).
+pub fn level_for_quantile(q: f64) -> Option<f64> {
+    if !(q > 0.0 && q < 1.0) {
+        return None;
+    }
+    let level = ((2.0 * q - 1.0).abs() * 100.0 * 1e6).round() / 1e6;
+    Some(if level < 1e-6 { 0.0 } else { level })
 }
 
 /// `80` for 80.0, `99.5` for 99.5: the level as it appears in column names.

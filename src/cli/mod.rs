@@ -5,6 +5,7 @@ mod backtest;
 mod bench;
 mod demo;
 mod forecast;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,9 @@ enum Command {
     Backtest(Box<backtest::BacktestArgs>),
     /// Published benchmarks (M4 hourly), scored as their organisers scored them.
     Bench(bench::BenchArgs),
+    /// Replay a load trace under the reactive HPA (autoscaling/v2 default behavior),
+    /// prescale's predictive policy and the hybrid of both; one CSV row per policy.
+    Simulate(Box<simulate::SimulateArgs>),
     /// Run the whole path on the bundled NYC taxi data: forecast the last day from the
     /// history before it and score it against what happened.
     Demo(demo::DemoArgs),
@@ -36,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forecast(args) => forecast::run(*args),
         Command::Backtest(args) => backtest::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Simulate(args) => simulate::run(*args),
         Command::Demo(args) => demo::run(args),
     }
 }

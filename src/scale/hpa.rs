@@ -40,20 +40,45 @@ impl ReactiveHpa {
     /// count in, the replicas the HPA sets out. A missing metric (`NaN`) keeps the replicas, as
     /// the HPA does when it cannot read its metric.
     pub fn sync(&mut self, now: Seconds, current: i64, total: f64) -> i64 {
-        if !total.is_finite() || self.target_per_pod <= 0.0 {
+        self.sync_many(now, current, &[total])
+    }
+
+    /// One sync for an HPA with several metrics of the same target (e.g. the observed load
+    /// and a forecast of it, as Crane's EHPA runs them): each metric proposes replicas with
+    /// the tolerance applied on its own, the largest proposal wins (the HPA's rule), and
+    /// missing metrics are skipped; with none left the replicas stay.
+    pub fn sync_many(&mut self, now: Seconds, current: i64, totals: &[f64]) -> i64 {
+        if self.target_per_pod <= 0.0 {
             return current;
         }
-        let raw = if current > 0 {
+        let raw = totals
+            .iter()
+            .filter(|t| t.is_finite())
+            .map(|&total| self.proposal(current, total))
+            .max();
+        match raw {
+            Some(raw) => self.normalizer.normalize(now, current, raw),
+            None => current,
+        }
+    }
+
+    /// Sets the tolerance (the HPA's default is [`DEFAULT_TOLERANCE`]; Kubernetes 1.33
+    /// allows one per HPA).
+    pub fn with_tolerance(mut self, tolerance: f64) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// One metric's replica proposal: unchanged within the tolerance, else `ceil(total /
+    /// target)`.
+    fn proposal(&self, current: i64, total: f64) -> i64 {
+        if current > 0 {
             let ratio = total / (self.target_per_pod * current as f64);
             if (ratio - 1.0).abs() <= self.tolerance {
-                current
-            } else {
-                (total / self.target_per_pod).ceil() as i64
+                return current;
             }
-        } else {
-            (total / self.target_per_pod).ceil() as i64
-        };
-        self.normalizer.normalize(now, current, raw)
+        }
+        (total / self.target_per_pod).ceil() as i64
     }
 }
 
@@ -83,5 +108,14 @@ mod tests {
             path.push(replicas);
         }
         assert_eq!(path, [6, 12, 24, 48, 96]);
+    }
+
+    #[test]
+    fn with_several_metrics_the_largest_proposal_wins() {
+        let mut hpa = ReactiveHpa::new(100.0, 1, 50, Behavior::default());
+        // Observed 300 (3 pods), forecast 900 (9 pods): 9.
+        assert_eq!(hpa.sync_many(0, 5, &[300.0, 900.0]), 9);
+        // A missing forecast leaves the observed metric in charge.
+        assert_eq!(hpa.sync_many(15, 9, &[f64::NAN, 1200.0]), 12);
     }
 }

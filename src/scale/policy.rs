@@ -1,0 +1,465 @@
+//! The predictive scaling policy: forecasts in, replicas out.
+//!
+//! For each metric the workload scales on, the forecast's chosen quantile (the headroom, e.g.
+//! p90) is divided by the metric's capacity per replica. Pods asked for now are ready one
+//! start-up lead time later and must then carry the load until a later decision can take
+//! effect, so the replicas needed now cover the highest forecast load from now through
+//! `now + start-up + one step`. Several metrics combine as the HPA combines them: the largest
+//! replica count wins, and the reason names the metric that drove it. The result is bounded
+//! by `[min, max]`; the HPA's `behavior` rules are applied by whoever acts on the plan (the
+//! HPA itself, or the replay in [`super::replay`]).
+//!
+//! The plan is served to the HPA as an External metric with an `AverageValue` target equal to
+//! the capacity per replica: the HPA computes `ceil(value / target)`, so serving
+//! `desired × capacity` (a hair under, so rounding cannot add a pod) lands on `desired`.
+
+use crate::forecast::Forecast;
+use crate::series::{format_millis, Millis};
+
+use super::behavior::Seconds;
+
+/// One metric a workload scales on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricTarget {
+    /// The metric's name, as the forecasts are keyed.
+    pub name: String,
+    /// Metric units one replica serves at its target (e.g. 100 req/s).
+    pub capacity_per_replica: f64,
+}
+
+/// What the policy needs besides the forecasts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySettings {
+    /// The forecast quantile to provision for, in (0, 1): 0.9 provisions for p90.
+    pub quantile: f64,
+    /// Seconds from asking for a pod to it serving traffic.
+    pub startup: Seconds,
+    /// Lower bound on replicas.
+    pub min_replicas: i64,
+    /// Upper bound on replicas.
+    pub max_replicas: i64,
+}
+
+/// The replicas one metric needs, and the forecast point that needs them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Need {
+    /// The metric.
+    pub metric: String,
+    /// When the driving load is expected.
+    pub at: Millis,
+    /// The forecast quantile there.
+    pub load: f64,
+    /// `ceil(load / capacity)`, before the bounds.
+    pub replicas: i64,
+}
+
+/// A decision: replicas now, the schedule over the horizon, and what to serve the HPA.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Replicas to run now, within the bounds.
+    pub desired: i64,
+    /// The metric and forecast point that set `desired` (the largest need).
+    pub driver: Need,
+    /// `(time, replicas)` for each forecast step: the replicas that must be serving then
+    /// (asked for one start-up lead time earlier), within the bounds.
+    pub schedule: Vec<(Millis, i64)>,
+    /// The External metric value that makes an HPA with an `AverageValue` target of the
+    /// driving metric's capacity land on `desired`.
+    pub external_value: f64,
+    /// The decision in words.
+    pub reason: String,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// The workload has no metric.
+    #[error("the workload scales on no metric")]
+    NoMetrics,
+    /// A metric has no forecast.
+    #[error("no forecast for metric {metric:?}")]
+    MissingForecast {
+        /// The metric.
+        metric: String,
+    },
+    /// The forecast lacks the interval the quantile needs.
+    #[error("the forecast of {metric:?} has no interval at level {level}% (needed for quantile {quantile})")]
+    MissingQuantile {
+        /// The metric.
+        metric: String,
+        /// The quantile asked for.
+        quantile: f64,
+        /// The central interval level it needs.
+        level: f64,
+    },
+    /// The forecast holds no step after `now`, or a non-finite value where one is needed.
+    #[error("the forecast of {metric:?} has no usable value after {now}")]
+    NoUsableForecast {
+        /// The metric.
+        metric: String,
+        /// The decision time.
+        now: String,
+    },
+    /// Settings that cannot give a decision.
+    #[error("invalid policy settings: {0}")]
+    Invalid(String),
+}
+
+impl PolicySettings {
+    /// Checks the settings, listing every problem.
+    pub fn validate(&self, metrics: &[MetricTarget]) -> Result<(), PolicyError> {
+        let mut problems = vec![];
+        if !(self.quantile > 0.0 && self.quantile < 1.0) {
+            problems.push(format!("quantile {} is not in (0, 1)", self.quantile));
+        }
+        if self.startup < 0 {
+            problems.push(format!("start-up {} s is negative", self.startup));
+        }
+        if self.min_replicas < 0 {
+            problems.push(format!("min replicas {} is negative", self.min_replicas));
+        }
+        if self.min_replicas > self.max_replicas {
+            problems.push(format!(
+                "min replicas {} exceeds max replicas {}",
+                self.min_replicas, self.max_replicas
+            ));
+        }
+        for m in metrics {
+            if !(m.capacity_per_replica.is_finite() && m.capacity_per_replica > 0.0) {
+                problems.push(format!(
+                    "metric {:?}: capacity per replica {} must be a positive number",
+                    m.name, m.capacity_per_replica
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PolicyError::Invalid(problems.join("; ")))
+        }
+    }
+}
+
+/// The decision at `now` for a workload scaling on `metrics`, from `forecasts` keyed by
+/// metric name. Forecast steps at or before `now` are ignored.
+pub fn plan(
+    settings: &PolicySettings,
+    metrics: &[MetricTarget],
+    forecasts: &[(&str, &Forecast)],
+    now: Millis,
+) -> Result<Plan, PolicyError> {
+    settings.validate(metrics)?;
+    if metrics.is_empty() {
+        return Err(PolicyError::NoMetrics);
+    }
+    let mut best: Option<(Need, f64)> = None;
+    let mut schedule: Vec<(Millis, i64)> = vec![];
+    for target in metrics {
+        let forecast = forecasts
+            .iter()
+            .find(|(name, _)| *name == target.name)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| PolicyError::MissingForecast {
+                metric: target.name.clone(),
+            })?;
+        let path =
+            forecast
+                .quantile(settings.quantile)
+                .ok_or_else(|| PolicyError::MissingQuantile {
+                    metric: target.name.clone(),
+                    quantile: settings.quantile,
+                    level: crate::forecast::level_for_quantile(settings.quantile)
+                        .unwrap_or(f64::NAN),
+                })?;
+        let times: Vec<Millis> = forecast.timestamps().collect();
+        let lead = settings.startup * 1000 + forecast.step;
+        let need = need_in(target, &times, path, now, now + lead).ok_or_else(|| {
+            PolicyError::NoUsableForecast {
+                metric: target.name.clone(),
+                now: format_millis(now),
+            }
+        })?;
+        // The schedule: the replicas that must be serving at each forecast step.
+        let steps: Vec<(Millis, i64)> = times
+            .iter()
+            .zip(path)
+            .map(|(&t, &v)| {
+                let load = if v.is_finite() { v.max(0.0) } else { 0.0 };
+                (t, (load / target.capacity_per_replica).ceil() as i64)
+            })
+            .collect();
+        if schedule.is_empty() {
+            schedule = steps;
+        } else {
+            // Metrics forecast on the same grid combine step by step; the larger need wins.
+            for (slot, (t, r)) in schedule.iter_mut().zip(steps) {
+                if slot.0 == t {
+                    slot.1 = slot.1.max(r);
+                }
+            }
+        }
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| need.replicas > b.replicas)
+        {
+            best = Some((need, target.capacity_per_replica));
+        }
+    }
+    let (driver, capacity) = best.ok_or(PolicyError::NoMetrics)?;
+    let bound = |r: i64| r.clamp(settings.min_replicas, settings.max_replicas);
+    let desired = bound(driver.replicas);
+    for slot in &mut schedule {
+        slot.1 = bound(slot.1);
+    }
+    let mut reason = format!(
+        "forecast p{} of {} {} at {} needs {} pods at {} per pod",
+        format_quantile(settings.quantile),
+        thousands(driver.load),
+        driver.metric,
+        format_millis(driver.at),
+        driver.replicas,
+        thousands(capacity),
+    );
+    if desired != driver.replicas {
+        let which = if desired > driver.replicas {
+            "min"
+        } else {
+            "max"
+        };
+        reason.push_str(&format!("; held at the {which} of {desired}"));
+    }
+    Ok(Plan {
+        desired,
+        external_value: desired as f64 * capacity * (1.0 - 1e-9),
+        driver,
+        schedule,
+        reason,
+    })
+}
+
+/// The External metric value that moves an HPA from `current` replicas to `desired`, given
+/// its AverageValue target `capacity` and its `tolerance`.
+///
+/// The HPA ignores a usage ratio within the tolerance of 1, so from 10 pods it will not go to
+/// 11 (a ratio of 1.1); knowing the current count (the adapter reads it from the HPA's
+/// status), the value asks for the smallest count the HPA will move to instead: one pod more
+/// than the tolerance band, a pod or two above the plan rather than a step short. Scaling
+/// down inside the band is left to the HPA, which keeps the extra pods (the safe side).
+pub fn external_value_for(desired: i64, current: i64, capacity: f64, tolerance: f64) -> f64 {
+    let band_top = current as f64 * (1.0 + tolerance);
+    let reachable = if desired > current && current > 0 && desired as f64 <= band_top {
+        band_top.floor() as i64 + 1
+    } else {
+        desired
+    };
+    reachable as f64 * capacity * (1.0 - 1e-9)
+}
+
+/// The largest need among forecast steps in `(from, to]`; at least the first step after
+/// `from` even when the window holds none (a start-up shorter than a step).
+fn need_in(
+    target: &MetricTarget,
+    times: &[Millis],
+    path: &[f64],
+    from: Millis,
+    to: Millis,
+) -> Option<Need> {
+    let mut best: Option<(Millis, f64)> = None;
+    for (&t, &v) in times.iter().zip(path) {
+        if t <= from || !v.is_finite() {
+            continue;
+        }
+        if t > to && best.is_some() {
+            break;
+        }
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((t, v));
+        }
+        if t > to {
+            break;
+        }
+    }
+    let (at, load) = best?;
+    let load = load.max(0.0);
+    Some(Need {
+        metric: target.name.clone(),
+        at,
+        load,
+        replicas: (load / target.capacity_per_replica).ceil() as i64,
+    })
+}
+
+/// `90` for 0.9, `97.5` for 0.975.
+fn format_quantile(q: f64) -> String {
+    crate::forecast::format_level(((q * 100.0) * 1e6).round() / 1e6)
+}
+
+/// A number for people: thousands separated, at most one decimal below 100.
+pub fn thousands(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v.abs() < 100.0 && v.fract() != 0.0 {
+        return format!("{v:.1}");
+    }
+    let whole = v.round() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if whole < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forecast::Interval;
+
+    const MIN: Millis = 60_000;
+
+    fn forecast(mean: Vec<f64>, upper80: Vec<f64>) -> Forecast {
+        let lower = mean.iter().map(|v| v * 0.5).collect();
+        Forecast {
+            start: 5 * MIN,
+            step: 5 * MIN,
+            mean,
+            intervals: vec![Interval {
+                level: 80.0,
+                lower,
+                upper: upper80,
+            }],
+            components: vec![],
+        }
+    }
+
+    fn settings(startup: Seconds) -> PolicySettings {
+        PolicySettings {
+            quantile: 0.9,
+            startup,
+            min_replicas: 2,
+            max_replicas: 50,
+        }
+    }
+
+    fn target(name: &str, capacity: f64) -> MetricTarget {
+        MetricTarget {
+            name: name.into(),
+            capacity_per_replica: capacity,
+        }
+    }
+
+    #[test]
+    fn provisions_the_quantile_one_lead_time_ahead() {
+        // Steps at 5, 10, 15, 20 min; p90 rises to 1,830 at 15 min.
+        let f = forecast(vec![900.0; 4], vec![1000.0, 1200.0, 1830.0, 1100.0]);
+        // Start-up 5 min: from now (0) the window reaches 10 min (start-up + one step).
+        let p = plan(&settings(300), &[target("rps", 100.0)], &[("rps", &f)], 0).unwrap();
+        assert_eq!(p.desired, 12);
+        // Start-up 10 min: the window reaches 15 min and takes in the peak.
+        let p = plan(&settings(600), &[target("rps", 100.0)], &[("rps", &f)], 0).unwrap();
+        assert_eq!(p.desired, 19);
+        assert_eq!(p.driver.at, 15 * MIN);
+        assert!(
+            p.reason.starts_with("forecast p90 of 1,830 rps at ")
+                && p.reason.ends_with("needs 19 pods at 100 per pod"),
+            "{}",
+            p.reason
+        );
+        // An HPA with AverageValue 100 computes ceil(value / 100): exactly the plan.
+        assert_eq!((p.external_value / 100.0).ceil() as i64, 19);
+        // The schedule: the pods serving at each step.
+        let counts: Vec<i64> = p.schedule.iter().map(|s| s.1).collect();
+        assert_eq!(counts, [10, 12, 19, 11]);
+        assert_eq!(p.schedule[2].0, 15 * MIN);
+    }
+
+    #[test]
+    fn the_largest_metric_wins_and_bounds_hold() {
+        let rps = forecast(vec![100.0; 3], vec![300.0; 3]);
+        let queue = forecast(vec![100.0; 3], vec![5000.0; 3]);
+        let metrics = [target("rps", 100.0), target("queue", 1000.0)];
+        let p = plan(
+            &settings(0),
+            &metrics,
+            &[("rps", &rps), ("queue", &queue)],
+            0,
+        )
+        .unwrap();
+        assert_eq!(p.desired, 5);
+        assert_eq!(p.driver.metric, "queue");
+        // Below min: held at the min, and said so.
+        let low = forecast(vec![1.0; 3], vec![10.0; 3]);
+        let p = plan(&settings(0), &[target("rps", 100.0)], &[("rps", &low)], 0).unwrap();
+        assert_eq!(p.desired, 2);
+        assert!(p.reason.ends_with("held at the min of 2"), "{}", p.reason);
+    }
+
+    #[test]
+    fn missing_pieces_are_typed_errors() {
+        let f = forecast(vec![1.0; 3], vec![2.0; 3]);
+        let t = [target("rps", 100.0)];
+        assert!(matches!(
+            plan(&settings(0), &t, &[("other", &f)], 0),
+            Err(PolicyError::MissingForecast { .. })
+        ));
+        let mut s = settings(0);
+        s.quantile = 0.95;
+        assert!(matches!(
+            plan(&s, &t, &[("rps", &f)], 0),
+            Err(PolicyError::MissingQuantile { level, .. }) if (level - 90.0).abs() < 1e-9
+        ));
+        assert!(matches!(
+            plan(&settings(0), &t, &[("rps", &f)], 60 * MIN),
+            Err(PolicyError::NoUsableForecast { .. })
+        ));
+        let mut bad = settings(0);
+        bad.min_replicas = 9;
+        bad.max_replicas = 3;
+        bad.quantile = 1.5;
+        let err = plan(&bad, &[target("rps", 0.0)], &[("rps", &f)], 0).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("quantile") && text.contains("exceeds") && text.contains("capacity"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_external_value_gets_past_the_tolerance() {
+        use crate::scale::behavior::Behavior;
+        use crate::scale::hpa::ReactiveHpa;
+        for (current, desired) in [(10, 11), (20, 21), (20, 22), (5, 9), (10, 10), (10, 8)] {
+            let v = external_value_for(desired, current, 50.0, 0.1);
+            let mut hpa = ReactiveHpa::new(50.0, 1, 1000, Behavior::default());
+            let got = hpa.sync(0, current, v);
+            if desired > current {
+                // At least the plan; above it only to the first count outside the band.
+                let first_outside = (current as f64 * 1.1).floor() as i64 + 1;
+                assert!(
+                    got >= desired && got <= desired.max(first_outside),
+                    "{current}->{desired}: {got}"
+                );
+            } else {
+                assert!(
+                    got <= current && got >= desired,
+                    "{current}->{desired}: {got}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(1830.4), "1,830");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(12.25), "12.2");
+        assert_eq!(thousands(-4200.0), "-4,200");
+    }
+}

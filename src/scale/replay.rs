@@ -1,0 +1,602 @@
+//! Replaying a real load trace against scaling policies, step by step.
+//!
+//! The trace's value at step `k` is the load during `(t_{k−1}, t_k]` (the causal convention
+//! of [`crate::series`]). Inside that interval the HPA syncs every `sync` seconds (15 s by
+//! default; once per step when the trace step is shorter) and sees the latest *completed*
+//! value, `y_{k−1}`: no policy ever reads the load it is about to serve.
+//!
+//! - **reactive**: the Kubernetes HPA on the observed load ([`ReactiveHpa`]: tolerance,
+//!   `ceil(load / capacity)`, the `behavior` stabilization and rate limits).
+//! - **predictive**: the same HPA reading prescale's External metric: the model is refitted
+//!   every `refit_every` steps on the history seen so far (never beyond `t_{k−1}`), and the
+//!   plan of [`super::policy`] at `t_{k−1}` (looking one sync period beyond the start-up, the
+//!   HPA's own delay) sets the metric, served with [`external_value_for`] so the HPA's
+//!   tolerance cannot hold it a pod short. When a fit or a plan fails the step falls back to
+//!   the observed load (reactive) and is counted.
+//! - **hybrid**: one HPA with both metrics, the larger proposal winning (Crane's EHPA).
+//!
+//! Pods become ready `startup` seconds after they are asked for; scaling down removes
+//! not-yet-ready pods first (the ReplicaSet controller's order). A step is under-provisioned
+//! when its load exceeds the capacity of the pods that were ready throughout it.
+
+use rayon::prelude::*;
+
+use crate::forecast::{level_for_quantile, Forecast};
+use crate::model::{self, Model};
+use crate::series::Series;
+
+use super::behavior::{Behavior, Seconds};
+use super::hpa::ReactiveHpa;
+use super::policy::{external_value_for, plan, MetricTarget, PolicySettings};
+
+/// The policies a replay can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyKind {
+    /// The HPA on the observed load.
+    Reactive,
+    /// The HPA on prescale's forecast.
+    Predictive,
+    /// The HPA on both, the larger winning.
+    Hybrid,
+}
+
+impl PolicyKind {
+    /// The name used in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Reactive => "reactive",
+            Self::Predictive => "predictive",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// Everything a replay needs besides the trace and the model.
+#[derive(Debug, Clone)]
+pub struct ReplaySettings {
+    /// Load one replica serves at its target (the HPA's `AverageValue`).
+    pub capacity: f64,
+    /// Quantile, start-up, bounds.
+    pub policy: PolicySettings,
+    /// The HPA's `behavior`.
+    pub behavior: Behavior,
+    /// The HPA's tolerance.
+    pub tolerance: f64,
+    /// Seconds between HPA syncs.
+    pub sync: Seconds,
+    /// Steps between refits of the model.
+    pub refit_every: usize,
+    /// Steps of history each fit sees (the most recent ones).
+    pub history: usize,
+    /// Steps before the first scored step (history for the first fit).
+    pub warmup: usize,
+    /// Seasonal periods for the model, in steps.
+    pub seasons: Vec<usize>,
+}
+
+/// Why a replay cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Settings that cannot replay.
+    #[error("invalid replay settings: {0}")]
+    Invalid(String),
+    /// The trace is too short for the warm-up.
+    #[error("the trace has {got} steps; the warm-up needs {warmup} plus at least one to replay")]
+    TooShort {
+        /// Warm-up steps.
+        warmup: usize,
+        /// Trace steps.
+        got: usize,
+    },
+}
+
+/// The figures of one policy over the scored steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Which policy.
+    pub policy: PolicyKind,
+    /// The quantile it provisioned for (predictive and hybrid).
+    pub quantile: f64,
+    /// Percent of scored steps whose load exceeded the ready capacity.
+    pub underprovisioned_pct: f64,
+    /// Minutes of those steps.
+    pub slo_violation_minutes: f64,
+    /// Replica-hours paid for (ready or starting).
+    pub replica_hours: f64,
+    /// Most replicas at once.
+    pub peak_replicas: i64,
+    /// Syncs that changed the replica count.
+    pub scaling_events: usize,
+    /// Scaling events per day of replay.
+    pub events_per_day: f64,
+    /// Idle ready capacity, percent of ready capacity.
+    pub waste_pct: f64,
+    /// Load served, percent of the capacity paid for.
+    pub utilisation_pct: f64,
+    /// MASE of the load forecast the policy acted on (the last observed value for reactive),
+    /// scaled by the seasonal naive error of the warm-up history.
+    pub mase: f64,
+    /// Steps where the forecast failed and the policy fell back to the observed load.
+    pub forecast_fallbacks: usize,
+    /// Steps scored.
+    pub steps: usize,
+}
+
+/// One scored step: the load and, per policy (in the order asked), the ready and total pods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// End of the step, ms.
+    pub time: i64,
+    /// The load during the step.
+    pub load: f64,
+    /// Pods ready throughout the step, per policy.
+    pub ready: Vec<i64>,
+    /// Pods at the end of the step (ready or starting), per policy.
+    pub replicas: Vec<i64>,
+}
+
+/// A finished replay.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// One outcome per policy asked for.
+    pub outcomes: Vec<Outcome>,
+    /// The step-by-step record.
+    pub steps: Vec<StepRecord>,
+}
+
+/// The model's forecasts along the trace, one per refit, made once and shared by every
+/// policy (and by the what-if runs of other quantiles).
+pub struct Forecasts {
+    first_origin: usize,
+    every: usize,
+    fits: Vec<Option<Forecast>>,
+}
+
+impl Forecasts {
+    /// Refits `model` every `settings.refit_every` steps from the end of the warm-up, each
+    /// time on the `settings.history` steps up to the origin, forecasting far enough to
+    /// cover the next refit plus the start-up, with the intervals for `quantiles`. Fits are
+    /// independent, so they run in parallel.
+    pub fn make(
+        trace: &Series,
+        model: &dyn Model,
+        settings: &ReplaySettings,
+        quantiles: &[f64],
+    ) -> Self {
+        let step_s = (trace.step() / 1000).max(1);
+        let lead_steps = (settings.policy.startup / step_s) as usize + 1;
+        let horizon = settings.refit_every + lead_steps + 1;
+        let mut levels: Vec<f64> = quantiles
+            .iter()
+            .filter_map(|&q| level_for_quantile(q))
+            .filter(|&l| l > 0.0)
+            .collect();
+        levels.sort_by(f64::total_cmp);
+        levels.dedup();
+        let first_origin = settings.warmup - 1;
+        let origins: Vec<usize> = (first_origin..trace.len() - 1)
+            .step_by(settings.refit_every.max(1))
+            .collect();
+        let fits = origins
+            .par_iter()
+            .map(|&r| {
+                let from = (r + 1).saturating_sub(settings.history);
+                let history = trace.slice(from..r + 1);
+                let fitted = model::fit(model, &history, &settings.seasons).ok()?;
+                let f = fitted.predict(horizon, &levels).ok()?;
+                f.mean.iter().all(|v| v.is_finite()).then_some(f)
+            })
+            .collect();
+        Self {
+            first_origin,
+            every: settings.refit_every.max(1),
+            fits,
+        }
+    }
+
+    /// No forecasts: every predictive step falls back to the observed load (for replays of
+    /// the reactive policy alone).
+    pub fn none() -> Self {
+        Self {
+            first_origin: 0,
+            every: 1,
+            fits: vec![],
+        }
+    }
+
+    /// The forecast in effect when deciding for step `k` (made at or before `k − 1`).
+    fn for_step(&self, k: usize) -> Option<&Forecast> {
+        let since = k.checked_sub(1)?.checked_sub(self.first_origin)?;
+        self.fits.get(since / self.every)?.as_ref()
+    }
+
+    /// Fits that failed.
+    pub fn failures(&self) -> usize {
+        self.fits.iter().filter(|f| f.is_none()).count()
+    }
+}
+
+impl ReplaySettings {
+    fn validate(&self, trace: &Series) -> Result<(), ReplayError> {
+        let mut problems = vec![];
+        if !(self.capacity.is_finite() && self.capacity > 0.0) {
+            problems.push(format!(
+                "capacity per replica {} must be a positive number",
+                self.capacity
+            ));
+        }
+        if let Err(e) = self.policy.validate(&[]) {
+            problems.push(e.to_string());
+        }
+        if self.policy.max_replicas < 1 {
+            problems.push("max replicas must be at least 1".into());
+        }
+        if self.sync <= 0 {
+            problems.push(format!("sync period {} s must be positive", self.sync));
+        }
+        if self.refit_every == 0 {
+            problems.push("refit interval must be at least one step".into());
+        }
+        if self.warmup == 0 || self.history == 0 {
+            problems.push("warm-up and history must be at least one step".into());
+        }
+        if trace.step() < 1000 {
+            problems.push("the trace step must be at least one second".into());
+        }
+        if !problems.is_empty() {
+            return Err(ReplayError::Invalid(problems.join("; ")));
+        }
+        if trace.len() <= self.warmup {
+            return Err(ReplayError::TooShort {
+                warmup: self.warmup,
+                got: trace.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Replays `trace` under each of `policies`, forecasting with `model` where needed.
+pub fn replay(
+    trace: &Series,
+    model: &dyn Model,
+    settings: &ReplaySettings,
+    policies: &[PolicyKind],
+) -> Result<Replay, ReplayError> {
+    settings.validate(trace)?;
+    let forecasts = Forecasts::make(trace, model, settings, &[settings.policy.quantile]);
+    replay_with(trace, &forecasts, settings, policies)
+}
+
+/// Replays with forecasts already made (their levels must include the settings' quantile).
+pub fn replay_with(
+    trace: &Series,
+    forecasts: &Forecasts,
+    settings: &ReplaySettings,
+    policies: &[PolicyKind],
+) -> Result<Replay, ReplayError> {
+    settings.validate(trace)?;
+    let runs: Vec<(Outcome, Vec<(i64, i64)>)> = policies
+        .iter()
+        .map(|&p| run(trace, forecasts, settings, p))
+        .collect();
+    let y = trace.values();
+    let steps = (settings.warmup..trace.len())
+        .enumerate()
+        .map(|(i, k)| StepRecord {
+            time: trace.timestamp(k),
+            load: y[k],
+            ready: runs.iter().map(|(_, path)| path[i].0).collect(),
+            replicas: runs.iter().map(|(_, path)| path[i].1).collect(),
+        })
+        .collect();
+    Ok(Replay {
+        outcomes: runs.into_iter().map(|(o, _)| o).collect(),
+        steps,
+    })
+}
+
+/// Pods of one workload, each with the time it becomes ready.
+struct Pods {
+    ready_at: Vec<Seconds>,
+}
+
+impl Pods {
+    fn count(&self) -> i64 {
+        self.ready_at.len() as i64
+    }
+
+    fn ready(&self, now: Seconds) -> i64 {
+        self.ready_at.iter().filter(|&&t| t <= now).count() as i64
+    }
+
+    fn scale_to(&mut self, target: i64, now: Seconds, startup: Seconds) {
+        let target = target.max(0) as usize;
+        if target > self.ready_at.len() {
+            self.ready_at.resize(target, now + startup);
+        } else {
+            // Latest-ready first: starting pods go before serving ones.
+            self.ready_at.sort_unstable();
+            self.ready_at.truncate(target);
+        }
+    }
+}
+
+/// The simulation of one policy: its outcome, and per scored step (ready, total) pods.
+fn run(
+    trace: &Series,
+    forecasts: &Forecasts,
+    settings: &ReplaySettings,
+    kind: PolicyKind,
+) -> (Outcome, Vec<(i64, i64)>) {
+    let y = trace.values();
+    let step_s = trace.step() / 1000;
+    let sync = settings.sync.min(step_s);
+    let syncs_per_step = (step_s + sync - 1) / sync;
+    let p = &settings.policy;
+    // A pod asked for at a decision serves only after the HPA's next sync and its start-up,
+    // so the plan looks that much further ahead.
+    let lead = PolicySettings {
+        startup: p.startup + sync,
+        ..p.clone()
+    };
+    let target = [MetricTarget {
+        name: "load".into(),
+        capacity_per_replica: settings.capacity,
+    }];
+    let mut hpa = ReactiveHpa::new(
+        settings.capacity,
+        p.min_replicas,
+        p.max_replicas,
+        settings.behavior.clone(),
+    )
+    .with_tolerance(settings.tolerance);
+    let start = settings.warmup;
+    let initial = if y[start - 1].is_finite() {
+        (y[start - 1].max(0.0) / settings.capacity).ceil() as i64
+    } else {
+        p.min_replicas
+    };
+    let mut pods = Pods {
+        ready_at: vec![Seconds::MIN; initial.clamp(p.min_replicas, p.max_replicas) as usize],
+    };
+    let (mut under, mut scored, mut events, mut fallbacks) = (0usize, 0usize, 0usize, 0usize);
+    let (mut replica_seconds, mut peak) = (0.0, pods.count());
+    let (mut idle, mut ready_capacity, mut served, mut paid) = (0.0, 0.0, 0.0, 0.0);
+    let (mut abs_error, mut errors) = (0.0, 0usize);
+    let mut path = Vec::with_capacity(trace.len() - start);
+    for k in start..trace.len() {
+        let observed = y[k - 1];
+        let step_start = trace.timestamp(k - 1) / 1000;
+        // The load the policy expects for this step, for the accuracy score.
+        let mut expected = observed;
+        let predicted = match kind {
+            PolicyKind::Reactive => None,
+            _ => {
+                let decision = forecasts.for_step(k).and_then(|f| {
+                    let i = ((trace.timestamp(k) - f.start) / f.step) as usize;
+                    expected = f.mean.get(i).copied().unwrap_or(f64::NAN);
+                    let forecast = [("load", f)];
+                    plan(&lead, &target, &forecast, trace.timestamp(k - 1)).ok()
+                });
+                if decision.is_none() {
+                    fallbacks += 1;
+                    expected = observed;
+                }
+                decision.map(|d| d.desired)
+            }
+        };
+        let mut ready_min = i64::MAX;
+        for j in 1..=syncs_per_step {
+            let now = step_start + j * sync;
+            // The ready count only grows between syncs, so its low point over the interval
+            // since the last sync is at its start, with the pods as that sync left them.
+            ready_min = ready_min.min(pods.ready(now - sync));
+            let current = pods.count();
+            let served = predicted.map(|desired| {
+                external_value_for(desired, current, settings.capacity, settings.tolerance)
+            });
+            let next = match (kind, served) {
+                (PolicyKind::Reactive, _) | (_, None) => hpa.sync(now, current, observed),
+                (PolicyKind::Predictive, Some(v)) => hpa.sync(now, current, v),
+                (PolicyKind::Hybrid, Some(v)) => hpa.sync_many(now, current, &[observed, v]),
+            };
+            if next != current {
+                events += 1;
+                pods.scale_to(next, now, p.startup);
+            }
+            replica_seconds += (pods.count() * sync) as f64;
+            peak = peak.max(pods.count());
+        }
+        let load = y[k];
+        if load.is_finite() {
+            scored += 1;
+            let capacity = ready_min as f64 * settings.capacity;
+            if load > capacity * (1.0 + 1e-12) {
+                under += 1;
+            }
+            idle += (capacity - load).max(0.0);
+            ready_capacity += capacity;
+            let bought = pods.count() as f64 * settings.capacity;
+            served += load.min(bought);
+            paid += bought;
+            if expected.is_finite() {
+                abs_error += (load - expected).abs();
+                errors += 1;
+            }
+        }
+        path.push((ready_min, pods.count()));
+    }
+    let m = settings.seasons.first().copied().unwrap_or(1).max(1);
+    let scale = crate::eval::metrics::seasonal_scale(&y[..start], m);
+    let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
+    let step_minutes = step_s as f64 / 60.0;
+    let days = (trace.len() - start) as f64 * step_s as f64 / 86_400.0;
+    let outcome = Outcome {
+        policy: kind,
+        quantile: p.quantile,
+        underprovisioned_pct: pct(under as f64, scored as f64),
+        slo_violation_minutes: under as f64 * step_minutes,
+        replica_hours: replica_seconds / 3600.0,
+        peak_replicas: peak,
+        scaling_events: events,
+        events_per_day: if days > 0.0 {
+            events as f64 / days
+        } else {
+            0.0
+        },
+        waste_pct: pct(idle, ready_capacity),
+        utilisation_pct: pct(served, paid),
+        mase: if errors > 0 && scale > 0.0 {
+            abs_error / errors as f64 / scale
+        } else {
+            f64::NAN
+        },
+        forecast_fallbacks: fallbacks,
+        steps: scored,
+    };
+    (outcome, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::naive::SeasonalNaive;
+    use crate::series::Labels;
+
+    /// A daily cycle at 5-minute steps with a morning ramp, 6 days.
+    fn trace() -> Series {
+        let values = (0..288 * 6)
+            .map(|k| {
+                let hour = (k % 288) as f64 / 12.0;
+                let wobble = ((k * 7919) % 13) as f64;
+                200.0 + 800.0 * (-(hour - 14.0).powi(2) / 8.0).exp() + wobble
+            })
+            .collect();
+        Series::new(Labels::named("load"), 0, 300_000, values).unwrap()
+    }
+
+    fn settings() -> ReplaySettings {
+        ReplaySettings {
+            capacity: 100.0,
+            policy: PolicySettings {
+                quantile: 0.9,
+                startup: 300,
+                min_replicas: 1,
+                max_replicas: 100,
+            },
+            behavior: Behavior::default(),
+            tolerance: 0.1,
+            sync: 15,
+            refit_every: 12,
+            history: 288 * 3,
+            warmup: 288 * 3,
+            seasons: vec![288],
+        }
+    }
+
+    #[test]
+    fn predictive_scales_ahead_of_a_daily_ramp() {
+        let model = SeasonalNaive::seasonal();
+        let r = replay(
+            &trace(),
+            &model,
+            &settings(),
+            &[
+                PolicyKind::Reactive,
+                PolicyKind::Predictive,
+                PolicyKind::Hybrid,
+            ],
+        )
+        .unwrap();
+        let [reactive, predictive, hybrid] = &r.outcomes[..] else {
+            panic!("three outcomes");
+        };
+        // The reactive HPA is always one step late on the ramp; the forecast of a repeating
+        // day is not.
+        assert!(reactive.underprovisioned_pct > 10.0, "{reactive:?}");
+        assert!(
+            predictive.underprovisioned_pct < reactive.underprovisioned_pct / 4.0,
+            "{predictive:?} vs {reactive:?}"
+        );
+        assert!(hybrid.underprovisioned_pct <= predictive.underprovisioned_pct);
+        assert_eq!(predictive.forecast_fallbacks, 0);
+        assert_eq!(r.steps.len(), 288 * 3);
+        assert!(r.steps.iter().all(|s| s.ready.len() == 3));
+        // Seasonal naive forecasts a repeating day better than the last value does.
+        assert!(
+            predictive.mase < reactive.mase,
+            "{predictive:?} {reactive:?}"
+        );
+    }
+
+    #[test]
+    fn decisions_never_depend_on_the_future() {
+        let model = SeasonalNaive::seasonal();
+        let s = settings();
+        let original = trace();
+        let cut = 288 * 4 + 100;
+        let mut changed = original.values().to_vec();
+        for v in &mut changed[cut..] {
+            *v *= 3.0;
+        }
+        let changed = Series::new(Labels::named("load"), 0, 300_000, changed).unwrap();
+        let policies = [
+            PolicyKind::Reactive,
+            PolicyKind::Predictive,
+            PolicyKind::Hybrid,
+        ];
+        let a = replay(&original, &model, &s, &policies).unwrap();
+        let b = replay(&changed, &model, &s, &policies).unwrap();
+        // Steps up to and including `cut` were decided on values before `cut`.
+        let same = cut - s.warmup + 1;
+        let decisions = |r: &Replay| -> Vec<(Vec<i64>, Vec<i64>)> {
+            r.steps
+                .iter()
+                .map(|s| (s.ready.clone(), s.replicas.clone()))
+                .collect()
+        };
+        let (da, db) = (decisions(&a), decisions(&b));
+        assert_eq!(da[..same], db[..same]);
+        assert_ne!(da[same..], db[same..]);
+    }
+
+    #[test]
+    fn bad_settings_and_short_traces_are_errors() {
+        let model = SeasonalNaive::seasonal();
+        let mut s = settings();
+        s.capacity = 0.0;
+        s.refit_every = 0;
+        let err = replay(&trace(), &model, &s, &[PolicyKind::Reactive]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("capacity") && text.contains("refit"),
+            "{text}"
+        );
+        let short = trace().slice(0..100);
+        assert!(matches!(
+            replay(&short, &model, &settings(), &[PolicyKind::Reactive]),
+            Err(ReplayError::TooShort { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failing_model_falls_back_to_reactive_and_is_counted() {
+        // Far too little history for any fit: every predictive step falls back.
+        let mut s = settings();
+        s.history = 1;
+        let model = SeasonalNaive::seasonal();
+        let r = replay(
+            &trace(),
+            &model,
+            &s,
+            &[PolicyKind::Reactive, PolicyKind::Predictive],
+        )
+        .unwrap();
+        assert_eq!(r.outcomes[1].forecast_fallbacks, r.outcomes[1].steps);
+        assert_eq!(
+            r.outcomes[0].underprovisioned_pct,
+            r.outcomes[1].underprovisioned_pct
+        );
+    }
+}
