@@ -102,6 +102,55 @@ impl Forecast {
         })
     }
 
+    /// The forecast corrected by a newer observation, without refitting: `observed` at time
+    /// `at` (a forecast step) missed the forecast by `e`, and the steps after `at` move by
+    /// `ρ^j·e` (`j` steps after `at`), mean and bounds alike. With `ρ` the lag-one
+    /// autocorrelation of the model's errors this is the best linear use of that miss; `ρ = 0`
+    /// leaves the forecast as it was. Steps at or before `at` are dropped.
+    pub fn anchored(&self, at: Millis, observed: f64, rho: f64) -> Forecast {
+        let Some(i) = self.position(at) else {
+            return self.clone();
+        };
+        let miss = observed - self.mean[i];
+        let keep = i + 1;
+        let shift = |v: &[f64]| -> Vec<f64> {
+            v[keep..]
+                .iter()
+                .enumerate()
+                .map(|(j, x)| {
+                    if miss.is_finite() {
+                        x + rho.powi(j as i32 + 1) * miss
+                    } else {
+                        *x
+                    }
+                })
+                .collect()
+        };
+        Forecast {
+            start: self.start + keep as Millis * self.step,
+            step: self.step,
+            mean: shift(&self.mean),
+            intervals: self
+                .intervals
+                .iter()
+                .map(|iv| Interval {
+                    level: iv.level,
+                    lower: shift(&iv.lower),
+                    upper: shift(&iv.upper),
+                })
+                .collect(),
+            components: vec![],
+        }
+    }
+
+    /// The index of the step at time `t`, if `t` is one.
+    pub fn position(&self, t: Millis) -> Option<usize> {
+        let offset = t - self.start;
+        (offset >= 0 && self.step > 0 && offset % self.step == 0)
+            .then(|| (offset / self.step) as usize)
+            .filter(|&i| i < self.horizon())
+    }
+
     /// Replaces negative values (mean, bounds, not components) by zero: for metrics that
     /// cannot be negative, such as request rates.
     pub fn floor_at_zero(&mut self) {
@@ -179,6 +228,24 @@ mod tests {
             .collect();
         assert_eq!(names, ["timestamp", "mean", "lower_80", "upper_80"]);
         assert_eq!(df.height(), 2);
+    }
+
+    #[test]
+    fn quantiles_and_anchoring() {
+        let f = forecast();
+        assert_eq!(f.quantile(0.9).unwrap(), [3.0, 1.0]);
+        assert_eq!(f.quantile(0.1).unwrap(), [-1.0, -3.0]);
+        assert_eq!(f.quantile(0.5).unwrap(), [1.0, -2.0]);
+        assert!(f.quantile(0.95).is_none() && f.quantile(1.0).is_none());
+        assert_eq!(level_for_quantile(0.975), Some(95.0));
+        // Observed 3 at the first step, forecast 1: the miss of 2 carries on as 2·ρ.
+        let a = f.anchored(0, 3.0, 0.5);
+        assert_eq!((a.start, a.mean.clone()), (1000, vec![-1.0]));
+        assert_eq!(a.intervals[0].upper, [2.0]);
+        // ρ = 0, a time that is not a step, or a missing observation change nothing.
+        assert_eq!(f.anchored(0, 3.0, 0.0).mean, [-2.0]);
+        assert_eq!(f.anchored(500, 3.0, 0.5), f);
+        assert_eq!(f.anchored(0, f64::NAN, 0.5).mean, [-2.0]);
     }
 
     #[test]

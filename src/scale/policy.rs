@@ -2,9 +2,11 @@
 //!
 //! For each metric the workload scales on, the forecast's chosen quantile (the headroom, e.g.
 //! p90) is divided by the metric's capacity per replica. Pods asked for now are ready one
-//! start-up lead time later and must then carry the load until a later decision can take
-//! effect, so the replicas needed now cover the highest forecast load from now through
-//! `now + start-up + one step`. Several metrics combine as the HPA combines them: the largest
+//! start-up lead time later, so the replicas needed now cover the highest forecast load of
+//! every step from now to the one under way at `now + start-up` (a forecast value at `t` is
+//! the load of the step ending at `t`). `startup` should include the delay until the next
+//! decision (the HPA's sync period): decisions are assumed to be made continually, as the
+//! HPA reads the External metric every sync. Several metrics combine as the HPA combines them: the largest
 //! replica count wins, and the reason names the metric that drove it. The result is bounded
 //! by `[min, max]`; the HPA's `behavior` rules are applied by whoever acts on the plan (the
 //! HPA itself, or the replay in [`super::replay`]).
@@ -172,6 +174,9 @@ pub fn plan(
                         .unwrap_or(f64::NAN),
                 })?;
         let times: Vec<Millis> = forecast.timestamps().collect();
+        // A forecast value at t is the load of the step (t − step, t]. Pods asked for now serve
+        // from now + start-up, so they must carry every step that has begun by then: those
+        // ending by now + start-up + one step.
         let lead = settings.startup * 1000 + forecast.step;
         let need = need_in(target, &times, path, now, now + lead).ok_or_else(|| {
             PolicyError::NoUsableForecast {
@@ -357,12 +362,21 @@ mod tests {
 
     #[test]
     fn provisions_the_quantile_one_lead_time_ahead() {
-        // Steps at 5, 10, 15, 20 min; p90 rises to 1,830 at 15 min.
+        // Steps ending at 5, 10, 15, 20 min; p90 rises to 1,830 in the step ending at 15.
         let f = forecast(vec![900.0; 4], vec![1000.0, 1200.0, 1830.0, 1100.0]);
-        // Start-up 5 min: from now (0) the window reaches 10 min (start-up + one step).
+        // A 5-minute start-up: pods asked for at 0 serve from 5 min, in the step ending at 10.
         let p = plan(&settings(300), &[target("rps", 100.0)], &[("rps", &f)], 0).unwrap();
         assert_eq!(p.desired, 12);
-        // Start-up 10 min: the window reaches 15 min and takes in the peak.
+        // Asked for at 5 min, they serve from 10: the peak step has begun.
+        let p = plan(
+            &settings(300),
+            &[target("rps", 100.0)],
+            &[("rps", &f)],
+            5 * MIN,
+        )
+        .unwrap();
+        assert_eq!(p.desired, 19);
+        // A 10-minute start-up reaches the peak from 0.
         let p = plan(&settings(600), &[target("rps", 100.0)], &[("rps", &f)], 0).unwrap();
         assert_eq!(p.desired, 19);
         assert_eq!(p.driver.at, 15 * MIN);

@@ -149,7 +149,8 @@ pub struct Replay {
 pub struct Forecasts {
     first_origin: usize,
     every: usize,
-    fits: Vec<Option<Forecast>>,
+    /// Per refit: the forecast and the lag-one autocorrelation of the fit's errors.
+    fits: Vec<Option<(Forecast, f64)>>,
 }
 
 impl Forecasts {
@@ -184,7 +185,8 @@ impl Forecasts {
                 let history = trace.slice(from..r + 1);
                 let fitted = model::fit(model, &history, &settings.seasons).ok()?;
                 let f = fitted.predict(horizon, &levels).ok()?;
-                f.mean.iter().all(|v| v.is_finite()).then_some(f)
+                let rho = error_autocorrelation(history.values(), &fitted.fitted_values());
+                f.mean.iter().all(|v| v.is_finite()).then_some((f, rho))
             })
             .collect();
         Self {
@@ -205,7 +207,7 @@ impl Forecasts {
     }
 
     /// The forecast in effect when deciding for step `k` (made at or before `k − 1`).
-    fn for_step(&self, k: usize) -> Option<&Forecast> {
+    fn for_step(&self, k: usize) -> Option<&(Forecast, f64)> {
         let since = k.checked_sub(1)?.checked_sub(self.first_origin)?;
         self.fits.get(since / self.every)?.as_ref()
     }
@@ -296,6 +298,30 @@ pub fn replay_with(
     })
 }
 
+/// The lag-one autocorrelation of a fit's in-sample errors, clamped to [0, 1]: how much of
+/// a forecast miss is likely to persist into the next step.
+fn error_autocorrelation(actual: &[f64], fitted: &[f64]) -> f64 {
+    let errors: Vec<f64> = actual
+        .iter()
+        .zip(fitted)
+        .map(|(a, f)| a - f)
+        .filter(|e| e.is_finite())
+        .collect();
+    if errors.len() < 3 {
+        return 0.0;
+    }
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    let var: f64 = errors.iter().map(|e| (e - mean).powi(2)).sum();
+    if var <= 0.0 {
+        return 0.0;
+    }
+    let cov: f64 = errors
+        .windows(2)
+        .map(|w| (w[0] - mean) * (w[1] - mean))
+        .sum();
+    (cov / var).clamp(0.0, 1.0)
+}
+
 /// Pods of one workload, each with the time it becomes ready.
 struct Pods {
     ready_at: Vec<Seconds>,
@@ -370,22 +396,17 @@ fn run(
         let step_start = trace.timestamp(k - 1) / 1000;
         // The load the policy expects for this step, for the accuracy score.
         let mut expected = observed;
-        let predicted = match kind {
+        // The forecast for this step, following the newest observation between refits.
+        let forecast = match kind {
             PolicyKind::Reactive => None,
-            _ => {
-                let decision = forecasts.for_step(k).and_then(|f| {
-                    let i = ((trace.timestamp(k) - f.start) / f.step) as usize;
-                    expected = f.mean.get(i).copied().unwrap_or(f64::NAN);
-                    let forecast = [("load", f)];
-                    plan(&lead, &target, &forecast, trace.timestamp(k - 1)).ok()
-                });
-                if decision.is_none() {
-                    fallbacks += 1;
-                    expected = observed;
-                }
-                decision.map(|d| d.desired)
-            }
+            _ => forecasts
+                .for_step(k)
+                .map(|(f, rho)| f.anchored(trace.timestamp(k - 1), observed, *rho)),
         };
+        if let Some(f) = &forecast {
+            expected = f.mean.first().copied().unwrap_or(f64::NAN);
+        }
+        let mut fell_back = kind != PolicyKind::Reactive && forecast.is_none();
         let mut ready_min = i64::MAX;
         for j in 1..=syncs_per_step {
             let now = step_start + j * sync;
@@ -393,9 +414,17 @@ fn run(
             // since the last sync is at its start, with the pods as that sync left them.
             ready_min = ready_min.min(pods.ready(now - sync));
             let current = pods.count();
-            let served = predicted.map(|desired| {
-                external_value_for(desired, current, settings.capacity, settings.tolerance)
+            // The HPA reads the External metric at every sync: the plan is made then.
+            let served = forecast.as_ref().and_then(|f| {
+                let decision = plan(&lead, &target, &[("load", f)], now * 1000).ok()?;
+                Some(external_value_for(
+                    decision.desired,
+                    current,
+                    settings.capacity,
+                    settings.tolerance,
+                ))
             });
+            fell_back |= kind != PolicyKind::Reactive && served.is_none();
             let next = match (kind, served) {
                 (PolicyKind::Reactive, _) | (_, None) => hpa.sync(now, current, observed),
                 (PolicyKind::Predictive, Some(v)) => hpa.sync(now, current, v),
@@ -407,6 +436,10 @@ fn run(
             }
             replica_seconds += (pods.count() * sync) as f64;
             peak = peak.max(pods.count());
+        }
+        if fell_back {
+            fallbacks += 1;
+            expected = observed;
         }
         let load = y[k];
         if load.is_finite() {
@@ -476,7 +509,7 @@ mod tests {
         Series::new(Labels::named("load"), 0, 300_000, values).unwrap()
     }
 
-    fn settings() -> ReplaySettings {
+    pub(super) fn settings() -> ReplaySettings {
         ReplaySettings {
             capacity: 100.0,
             policy: PolicySettings {
@@ -528,6 +561,63 @@ mod tests {
             predictive.mase < reactive.mase,
             "{predictive:?} {reactive:?}"
         );
+    }
+
+    /// Forecasts that are the future itself, every step, with zero-width intervals.
+    fn oracle(trace: &Series, s: &ReplaySettings) -> Forecasts {
+        use crate::forecast::Interval;
+        let first_origin = s.warmup - 1;
+        let fits = (first_origin..trace.len() - 1)
+            .step_by(s.refit_every)
+            .map(|r| {
+                let future: Vec<f64> = (r + 1..r + 1 + s.refit_every + 40)
+                    .map(|j| trace.values().get(j).copied().unwrap_or(0.0))
+                    .collect();
+                let f = Forecast {
+                    start: trace.timestamp(r) + trace.step(),
+                    step: trace.step(),
+                    mean: future.clone(),
+                    intervals: vec![Interval {
+                        level: 80.0,
+                        lower: future.clone(),
+                        upper: future,
+                    }],
+                    components: vec![],
+                };
+                Some((f, 0.0))
+            })
+            .collect();
+        Forecasts {
+            first_origin,
+            every: s.refit_every,
+            fits,
+        }
+    }
+
+    #[test]
+    fn a_perfect_forecast_is_never_short() {
+        // The mechanics (start-up, sync delay, rate limits, stabilization, tolerance) must not
+        // lose what the forecast knows: with the future itself, no step is short. On 5-minute
+        // steps with a 5-minute start-up, and on 30-minute steps with a 2-minute one.
+        for (step, startup) in [(300_000, 300), (1_800_000, 120)] {
+            let t = trace();
+            let t = Series::new(Labels::named("load"), 0, step, t.values().to_vec()).unwrap();
+            let mut s = settings();
+            s.policy.startup = startup;
+            let r = replay_with(
+                &t,
+                &oracle(&t, &s),
+                &s,
+                &[PolicyKind::Reactive, PolicyKind::Predictive],
+            )
+            .unwrap();
+            assert!(r.outcomes[0].underprovisioned_pct > 5.0);
+            assert_eq!(
+                r.outcomes[1].underprovisioned_pct, 0.0,
+                "{:?}",
+                r.outcomes[1]
+            );
+        }
     }
 
     #[test]
