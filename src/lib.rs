@@ -30,6 +30,7 @@ pub mod cli;
 pub mod eval;
 pub mod forecast;
 pub mod model;
+pub mod report;
 pub mod scale;
 pub mod series;
 pub mod source;

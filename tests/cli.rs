@@ -31,6 +31,49 @@ fn failure_of(cmd: &mut Command) -> String {
 }
 
 #[test]
+fn report_writes_one_self_contained_page_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    let out = prescale()
+        .args(["report", "--input"])
+        .arg(common::dataset("Twitter_volume_AMZN.csv"))
+        .arg(common::dataset("nyc_taxi.csv"))
+        .args([
+            "--models",
+            "seasonal-naive,theta",
+            "--replay-model",
+            "seasonal-naive",
+            "--replay",
+            "3d",
+            "--output",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&path).unwrap();
+    // Per trace: a backtest table, a forecast figure and a replay figure, the replay table.
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert_eq!(html.matches("<h3>Scaling replay</h3>").count(), 2);
+    for text in [
+        "Twitter_volume_AMZN",
+        "nyc_taxi",
+        "<td>theta</td>",
+        "<td>hybrid</td>",
+        "0.6 x (100 - waste %)",
+        "prescale</dt>",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+    // Self-contained: nothing to fetch, no script.
+    assert!(!html.contains("<script") && !html.contains("src=\"http"));
+}
+
+#[test]
 fn demo_scores_the_last_day_and_writes_the_forecast() {
     let dir = tempfile::tempdir().unwrap();
     let stdout = stdout_of(prescale().args(["demo", "--output"]).arg(dir.path()));
@@ -42,6 +85,16 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
         );
     }
     assert!(stdout.contains("MASE"));
+    // The replica plan, with its reason, and the replay table of the three policies.
+    assert!(stdout.contains("pods now: forecast p90 of "), "{stdout}");
+    for policy in ["reactive", "predictive", "hybrid"] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(policy)),
+            "{policy} row missing:\n{stdout}"
+        );
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.matches("<svg").count() == 2);
     let csv = std::fs::read_to_string(dir.path().join("forecast.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     // The best model's columns, then its components (if it has any), then the actuals.

@@ -13,6 +13,14 @@ fn prescale() -> Command {
 /// is checked here (the columns, the files; the no-peeking rule is a unit test). `changes`
 /// replace flags by name.
 fn simulate(dir: &std::path::Path, changes: &[(&str, &str)]) -> Command {
+    simulate_on(&dataset("Twitter_volume_AMZN.csv"), dir, changes)
+}
+
+fn simulate_on(
+    input: &std::path::Path,
+    dir: &std::path::Path,
+    changes: &[(&str, &str)],
+) -> Command {
     let mut flags = vec![
         ("--capacity", "20"),
         ("--startup", "2m"),
@@ -29,7 +37,7 @@ fn simulate(dir: &std::path::Path, changes: &[(&str, &str)]) -> Command {
     }
     let mut cmd = prescale();
     cmd.args(["simulate", "--input"])
-        .arg(dataset("Twitter_volume_AMZN.csv"))
+        .arg(input)
         .arg("--output")
         .arg(dir);
     for (name, value) in flags {
@@ -90,6 +98,38 @@ fn replays_a_real_trace_under_every_policy() {
     assert_eq!(replay_lines.count(), 15_831 - 20 * 288);
     let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
     assert_eq!(summary, stdout);
+}
+
+#[test]
+fn gaps_and_a_start_up_longer_than_the_refit_interval_are_handled() {
+    // Every 7th row removed: regularized onto its 5-minute grid, the trace has gaps (NaN),
+    // which no policy is scored on and the models interpolate.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dataset("Twitter_volume_AMZN.csv")).unwrap();
+    let gappy: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || i % 7 != 3)
+        .map(|(_, l)| l)
+        .collect();
+    let input = dir.path().join("gappy.csv");
+    std::fs::write(&input, gappy.join("\n")).unwrap();
+    let out = simulate_on(&input, dir.path(), &[("--startup", "3h"), ("--step", "5m")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let header: Vec<&str> = stdout.lines().next().unwrap().split(',').collect();
+    let fallbacks = header
+        .iter()
+        .position(|h| *h == "forecast_fallbacks")
+        .unwrap();
+    for row in stdout.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        // A 3-hour start-up needs a horizon past the 1-hour refit interval: it gets one.
+        assert_eq!(cells[fallbacks], "0", "{row}");
+    }
 }
 
 #[test]

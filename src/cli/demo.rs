@@ -1,6 +1,7 @@
 //! `prescale demo`: the main job on bundled real data, with no argument and no server.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -9,12 +10,10 @@ use polars::prelude::Column;
 use crate::eval::metrics;
 use crate::forecast::Forecast;
 use crate::model::{self, calendar_periods, season};
-use crate::scale::behavior::Behavior;
-use crate::scale::hpa::DEFAULT_TOLERANCE;
 use crate::scale::policy::{plan, MetricTarget, PolicySettings};
-use crate::scale::replay::{replay, PolicyKind, ReplaySettings};
-use crate::scale::score::{score, DEFAULT_EVENTS_PER_DAY_LIMIT};
 use crate::series::{format_millis, Series};
+
+use super::report::{self, ReportSettings};
 use crate::source::{self, table::write_table, LoadOptions};
 
 /// The bundled series the demo forecasts (NYC taxi passengers every 30 minutes, from NAB).
@@ -23,7 +22,7 @@ const DEMO_DATA: &str = "datasets/nyc_taxi.csv";
 /// Flags of `prescale demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Folder for the forecast file.
+    /// Folder for the forecast file and the HTML report.
     #[arg(long, value_name = "DIR", default_value = "demo-output")]
     output: PathBuf,
 }
@@ -108,7 +107,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         out.display()
     );
     print_plan(&history, &forecast)?;
-    print_replay(&series, &seasons)?;
+    report(&series, &args.output)?;
     Ok(())
 }
 
@@ -150,54 +149,58 @@ fn print_plan(history: &Series, forecast: &Forecast) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replays the last four weeks of the trace under each policy (ets refitted every 6 hours on
-/// two weeks of history) and prints the `simulate` table.
-fn print_replay(series: &Series, seasons: &[usize]) -> anyhow::Result<()> {
-    let day = (86_400_000 / series.step().max(1)) as usize;
-    let settings = ReplaySettings {
-        capacity: DEMO_CAPACITY,
-        policy: demo_settings(),
-        behavior: Behavior::default(),
-        tolerance: DEFAULT_TOLERANCE,
-        sync: 15,
-        refit_every: (day / 4).max(1),
-        history: 14 * day,
-        warmup: series.len().saturating_sub(28 * day).max(1),
-        seasons: seasons.to_vec(),
+/// The report on the bundled trace: every model backtested over the last three days, and the
+/// last 28 days replayed (ets refitted every hour on two weeks of history); prints the replay
+/// table and writes the HTML page.
+fn report(series: &Series, output: &Path) -> anyhow::Result<()> {
+    let settings = ReportSettings {
+        models: model::names().into_iter().map(String::from).collect(),
+        horizon: None,
+        windows: 3,
+        capacity: Some(DEMO_CAPACITY),
+        startup: Duration::from_secs(demo_settings().startup as u64),
+        quantile: demo_settings().quantile,
+        replay_model: "ets".into(),
+        refit_every: Duration::from_secs(3600),
+        history: Duration::from_secs(14 * 86_400),
+        replay: Duration::from_secs(28 * 86_400),
     };
-    let model = model::by_name("ets")?;
-    let policies = [
-        PolicyKind::Reactive,
-        PolicyKind::Predictive,
-        PolicyKind::Hybrid,
-    ];
-    let r = replay(series, model.as_ref(), &settings, &policies)?;
+    let section = report::section(&settings, series)?;
     println!(
         "\nreplay of the last 28 days: the HPA on the observed load (reactive), on prescale's forecast (predictive), on both (hybrid)"
     );
-    println!(
-        "{:<11} {:>17} {:>14} {:>13} {:>5} {:>7} {:>6}",
-        "policy",
-        "under-provisioned",
-        "replica-hours",
-        "peak replicas",
-        "events",
-        "overall",
-        "grade"
-    );
-    for o in &r.outcomes {
-        let s = score(o, DEFAULT_EVENTS_PER_DAY_LIMIT);
-        println!(
-            "{:<11} {:>16.2}% {:>14.1} {:>13} {:>6} {:>7.1} {:>6}",
-            o.policy.name(),
-            o.underprovisioned_pct,
-            o.replica_hours,
-            o.peak_replicas,
-            o.scaling_events,
-            s.overall,
-            s.grade
-        );
+    let t = &section.simulation;
+    // policy, under-provisioned, replica-hours, peak, events, overall, grade.
+    let columns = [0, 1, 3, 4, 5, 10, 11];
+    let widths = [11, 18, 14, 5, 7, 8, 6];
+    let line = |cells: &[String]| {
+        columns
+            .iter()
+            .zip(widths)
+            .map(|(&c, w)| {
+                let cell = cells.get(c).map_or("", |s| s.as_str());
+                if c == 0 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("{}", line(&t.header));
+    for row in &t.rows {
+        println!("{}", line(row));
     }
+    for advice in &section.advice {
+        println!("  {advice}");
+    }
+    let path = output.join("report.html");
+    report::write(&settings, vec![section], &path)?;
+    println!(
+        "\nthe report (backtest, forecast and replay figures) is in {}",
+        path.display()
+    );
     Ok(())
 }
 

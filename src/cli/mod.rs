@@ -5,6 +5,7 @@ mod backtest;
 mod bench;
 mod demo;
 mod forecast;
+mod report;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,9 @@ enum Command {
     /// Replay a load trace under the reactive HPA (autoscaling/v2 default behavior),
     /// prescale's predictive policy and the hybrid of both; one CSV row per policy.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Backtests, a forecast figure and a scaling replay per trace, in one self-contained
+    /// HTML file.
+    Report(Box<report::ReportArgs>),
     /// Run the whole path on the bundled NYC taxi data: forecast the last day from the
     /// history before it and score it against what happened.
     Demo(demo::DemoArgs),
@@ -41,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(*args),
+        Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
     }
 }

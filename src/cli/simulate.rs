@@ -113,13 +113,13 @@ enum Format {
 }
 
 /// Quantiles the headroom advice tries, besides the one asked for.
-const ADVICE_QUANTILES: [f64; 4] = [0.8, 0.9, 0.95, 0.99];
+pub(super) const ADVICE_QUANTILES: [f64; 4] = [0.8, 0.9, 0.95, 0.99];
 
 /// The CSV header on stdout: the issue's columns first, then the scores.
 pub const HEADER: &str =
     "policy,underprovisioned_pct,slo_violation_minutes,replica_hours,peak_replicas,scaling_events,\
 provisioning_score,efficiency_score,accuracy_score,stability_score,overall_score,grade,\
-waste_pct,utilisation_pct,mase,forecast_fallbacks,quantile,trace";
+waste_pct,utilisation_pct,mase,forecast_fallbacks,quantile,capacity,trace";
 
 /// Runs `prescale simulate`.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
@@ -143,6 +143,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     for (i, trace) in traces.iter().enumerate() {
         let name = trace.labels().to_string();
         let settings = settings_for(&args, trace)?;
+        let capacity = settings.capacity;
         eprintln!(
             "{name}: {} steps, warm-up {} steps, refit every {} steps on {} steps of history, seasons {:?}, model {}",
             trace.len(),
@@ -169,7 +170,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let result = replay_with(trace, &forecasts, &settings, &policies)
             .with_context(|| format!("replaying {name}"))?;
         for o in &result.outcomes {
-            let line = row(o, args.events_limit, &name);
+            let line = row(o, args.events_limit, capacity, &name);
             println!("{line}");
             summary.push(line);
         }
@@ -262,10 +263,10 @@ fn settings_for(args: &SimulateArgs, trace: &Series) -> anyhow::Result<ReplaySet
     })
 }
 
-fn row(o: &Outcome, events_limit: f64, trace: &str) -> String {
+fn row(o: &Outcome, events_limit: f64, capacity: f64, trace: &str) -> String {
     let s = score(o, events_limit);
     format!(
-        "{},{:.2},{:.0},{:.1},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{:.2},{:.2},{:.3},{},{},{}",
+        "{},{:.2},{:.0},{:.1},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{:.2},{:.2},{:.3},{},{},{},{}",
         o.policy.name(),
         o.underprovisioned_pct,
         o.slo_violation_minutes,
@@ -283,6 +284,7 @@ fn row(o: &Outcome, events_limit: f64, trace: &str) -> String {
         o.mase,
         o.forecast_fallbacks,
         o.quantile,
+        capacity,
         csv_field(trace),
     )
 }
@@ -298,7 +300,7 @@ fn csv_field(text: &str) -> String {
 /// The headroom advice for `outcome`, measured by replaying again at a neighbouring quantile:
 /// a higher one when more than 1% of steps were short, a lower one when under 0.5% were
 /// short and over 30% of the ready capacity sat idle.
-fn advise(
+pub(super) fn advise(
     trace: &Series,
     forecasts: &Forecasts,
     settings: &ReplaySettings,

@@ -54,6 +54,15 @@ impl Prepared {
         })
     }
 
+    /// Keeps only the last `n` values (models whose cost grows with the history); the dropped
+    /// ones count as leading missing points, so in-sample values still line up.
+    pub fn keep_last(mut self, n: usize) -> Self {
+        let drop = self.values.len().saturating_sub(n);
+        self.values.drain(..drop);
+        self.leading_missing += drop;
+        self
+    }
+
     /// The horizon to ask the model for so that `horizon` steps remain after the trailing
     /// gap.
     pub fn model_horizon(&self, horizon: usize) -> usize {

@@ -34,6 +34,14 @@ use super::decompose::SeasonalAdjustment;
 /// Longest season modelled inside the ARIMA; longer ones are removed by STL first.
 pub const MAX_SEASONAL_PERIOD: usize = 48;
 
+/// The most recent points an ARIMA is fitted on. The search's cost grows with the history:
+/// a 3-window backtest took 77 s on the whole Twitter series (15,831 points) and 23 s on the
+/// taxi series (10,320 points, m = 48), against 1.4 s and 4.2 s on the last 2,000 points,
+/// for a MASE of 0.667 instead of 0.649 and 1.159 instead of 1.070 (4,000 points gave 0.670
+/// and 1.197 in 2.0 s and 31 s). 2,000 points is 83 days of hourly data and holds every M4
+/// hourly series whole.
+pub const MAX_HISTORY: usize = 2_000;
+
 use crate::forecast::{Interval, Prediction};
 use crate::series::Series;
 
@@ -78,7 +86,7 @@ impl Model for Arima {
     }
 
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
-        let prepared = Prepared::new(series, self.name(), 8)?;
+        let prepared = Prepared::new(series, self.name(), 8)?.keep_last(MAX_HISTORY);
         let m = seasons.first().copied().unwrap_or(1);
         // A fixed order is fitted as given; the search removes a long season by STL first.
         let (period, adjustment) = if self.spec.is_none() && m > MAX_SEASONAL_PERIOD {
