@@ -41,7 +41,11 @@ fn simulate_on(
         .arg("--output")
         .arg(dir);
     for (name, value) in flags {
-        cmd.args([name, value]);
+        cmd.arg(name);
+        // An empty value marks a switch such as --counter.
+        if !value.is_empty() {
+            cmd.arg(value);
+        }
     }
     cmd
 }
@@ -130,6 +134,51 @@ fn gaps_and_a_start_up_longer_than_the_refit_interval_are_handled() {
         // A 3-hour start-up needs a horizon past the 1-hour refit interval: it gets one.
         assert_eq!(cells[fallbacks], "0", "{row}");
     }
+}
+
+#[test]
+fn a_counter_trace_is_replayed_as_its_rate() {
+    // The tweet counts summed into a counter, as Prometheus would scrape it, with one reset.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dataset("Twitter_volume_AMZN.csv")).unwrap();
+    let mut total = 0.0;
+    let mut lines = vec!["timestamp,value".to_string()];
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let (time, value) = line.split_once(',').unwrap();
+        total += value.parse::<f64>().unwrap();
+        if i == 9000 {
+            total = value.parse::<f64>().unwrap(); // the process restarted
+        }
+        lines.push(format!("{time},{total}"));
+    }
+    let input = dir.path().join("counter.csv");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let out = simulate_on(&input, dir.path(), extra).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The rate is per second, so the capacity per pod is chosen from the data.
+    let as_rate = run(&[("--counter", ""), ("--capacity", "auto")]);
+    let rows: Vec<Vec<String>> = as_rate
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        let under: f64 = r[1].parse().unwrap();
+        assert!((0.0..100.0).contains(&under), "{r:?}");
+        // The reset became one rate sample, not a huge negative one: no fit failed on it.
+        assert_eq!(r[15], "0", "{r:?}");
+    }
+    let replay = std::fs::read_to_string(dir.path().join("replay.csv")).unwrap();
+    // The first sample has no rate, so the trace is one step shorter.
+    assert_eq!(replay.lines().count() - 1, 15_831 - 1 - 20 * 288);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::report::{chart, render, Page, Section, Table};
 use crate::scale::behavior::{Behavior, Seconds};
 use crate::scale::hpa::DEFAULT_TOLERANCE;
 use crate::scale::policy::{thousands, PolicySettings};
-use crate::scale::replay::{replay_with, Forecasts, PolicyKind, ReplaySettings};
+use crate::scale::replay::{auto_capacity, replay_with, Forecasts, PolicyKind, ReplaySettings};
 use crate::scale::score::{score, DEFAULT_EVENTS_PER_DAY_LIMIT, FORMULAS};
 use crate::series::{format_millis, Series};
 
@@ -453,21 +453,4 @@ pub(super) fn section(args: &ReportSettings, trace: &Series) -> anyhow::Result<S
             settings.refit_every
         ),
     })
-}
-
-/// A capacity per pod that gives about ten pods at the trace's 95th percentile.
-fn auto_capacity(trace: &Series) -> f64 {
-    let mut v: Vec<f64> = trace
-        .values()
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
-    v.sort_by(f64::total_cmp);
-    let p95 = v.get(v.len() * 95 / 100).copied().unwrap_or(1.0);
-    if p95 > 0.0 {
-        p95 / 10.0
-    } else {
-        1.0
-    }
 }

@@ -13,7 +13,9 @@ use crate::scale::behavior::{Behavior, Seconds};
 use crate::scale::config::WorkloadConfig;
 use crate::scale::hpa::DEFAULT_TOLERANCE;
 use crate::scale::policy::PolicySettings;
-use crate::scale::replay::{replay_with, Forecasts, Outcome, PolicyKind, Replay, ReplaySettings};
+use crate::scale::replay::{
+    auto_capacity, replay_with, Forecasts, Outcome, PolicyKind, Replay, ReplaySettings,
+};
 use crate::scale::score::{score, DEFAULT_EVENTS_PER_DAY_LIMIT, FORMULAS};
 use crate::series::Series;
 use crate::source::table::{timestamp_column, write_table};
@@ -27,9 +29,10 @@ pub struct SimulateArgs {
     #[command(flatten)]
     input: InputArgs,
 
-    /// Load one replica serves at its target, in the trace's units (the HPA's AverageValue).
-    #[arg(long, value_name = "C", required_unless_present = "config")]
-    capacity: Option<f64>,
+    /// Load one replica serves at its target, in the trace's units (the HPA's AverageValue),
+    /// or `auto`: the trace's 95th percentile over 10 (about ten pods when busy).
+    #[arg(long, value_name = "C|auto", required_unless_present = "config", value_parser = parse_capacity)]
+    capacity: Option<Capacity>,
 
     /// Pod start-up time: from asking for a pod to it serving (`90s`, `2m`, or seconds).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, required_unless_present = "config")]
@@ -96,6 +99,23 @@ pub struct SimulateArgs {
     /// Format of the step-by-step replay.
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
+}
+
+/// `--capacity`: a number, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Capacity {
+    Auto,
+    PerPod(f64),
+}
+
+/// Parses a capacity; range checks are the replay's, so they are listed with the others.
+fn parse_capacity(text: &str) -> anyhow::Result<Capacity> {
+    if text == "auto" {
+        return Ok(Capacity::Auto);
+    }
+    text.parse()
+        .map(Capacity::PerPod)
+        .with_context(|| format!("{text:?} is neither a number nor auto"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -239,7 +259,11 @@ fn settings_for(args: &SimulateArgs, trace: &Series) -> anyhow::Result<ReplaySet
             )
         }
         None => (
-            args.capacity.unwrap_or(f64::NAN),
+            match args.capacity {
+                Some(Capacity::PerPod(c)) => c,
+                Some(Capacity::Auto) => auto_capacity(trace),
+                None => f64::NAN,
+            },
             PolicySettings {
                 quantile: args.quantile,
                 startup: args.startup.map_or(0, |d| d.as_secs() as Seconds),

@@ -298,6 +298,24 @@ pub fn replay_with(
     })
 }
 
+/// A capacity per pod that gives about ten pods at the trace's 95th percentile: a scale for
+/// replaying traces whose units say nothing about pods.
+pub fn auto_capacity(trace: &Series) -> f64 {
+    let mut v: Vec<f64> = trace
+        .values()
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    v.sort_by(f64::total_cmp);
+    let p95 = v.get(v.len() * 95 / 100).copied().unwrap_or(1.0);
+    if p95 > 0.0 {
+        p95 / 10.0
+    } else {
+        1.0
+    }
+}
+
 /// The lag-one autocorrelation of a fit's in-sample errors, clamped to [0, 1]: how much of
 /// a forecast miss is likely to persist into the next step.
 fn error_autocorrelation(actual: &[f64], fitted: &[f64]) -> f64 {
