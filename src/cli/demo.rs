@@ -160,6 +160,7 @@ fn report(series: &Series, output: &Path) -> anyhow::Result<()> {
         capacity: Some(DEMO_CAPACITY),
         startup: Duration::from_secs(demo_settings().startup as u64),
         quantile: demo_settings().quantile,
+        max_replicas: demo_settings().max_replicas,
         replay_model: "ets".into(),
         refit_every: Duration::from_secs(3600),
         history: Duration::from_secs(14 * 86_400),

@@ -60,6 +60,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "Q", default_value_t = 0.9)]
     quantile: f64,
 
+    /// Most replicas any policy may run (the HPA's maxReplicas): with `--capacity auto`, 100 is
+    /// ten times the busy count.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_replicas: i64,
+
     /// Model the replay refits.
     #[arg(long, default_value = "ets")]
     replay_model: String,
@@ -91,6 +96,8 @@ pub(super) struct ReportSettings {
     pub startup: Duration,
     /// Quantile the predictive policy provisions for.
     pub quantile: f64,
+    /// The HPA's maxReplicas.
+    pub max_replicas: i64,
     /// Model the replay refits.
     pub replay_model: String,
     /// Refit interval of the replay.
@@ -121,6 +128,7 @@ impl ReportArgs {
             capacity,
             startup: self.startup,
             quantile: self.quantile,
+            max_replicas: self.max_replicas,
             replay_model: self.replay_model.clone(),
             refit_every: self.refit_every,
             history: self.history,
@@ -201,11 +209,12 @@ fn settings_list(args: &ReportSettings) -> Vec<(String, String)> {
         (
             "policy".into(),
             format!(
-                "capacity {} per pod, start-up {}, provision for p{}",
+                "capacity {} per pod, start-up {}, provision for p{}, 1 to {} replicas",
                 args.capacity
                     .map_or("auto (the 95th percentile over 10)".into(), thousands),
                 humantime::format_duration(args.startup),
-                args.quantile * 100.0
+                args.quantile * 100.0,
+                args.max_replicas
             ),
         ),
         (
@@ -343,7 +352,7 @@ pub(super) fn section(args: &ReportSettings, trace: &Series) -> anyhow::Result<S
             quantile: args.quantile,
             startup: args.startup.as_secs() as Seconds,
             min_replicas: 1,
-            max_replicas: 10_000,
+            max_replicas: args.max_replicas,
         },
         behavior: Behavior::default(),
         tolerance: DEFAULT_TOLERANCE,
