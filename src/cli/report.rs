@@ -365,6 +365,8 @@ pub(super) fn section(args: &ReportSettings, trace: &Series) -> anyhow::Result<S
             .max(trace.len() / 2)
             .max(1),
         seasons: seasons.clone(),
+        calibrate: true,
+        calibration_window: steps(Duration::from_secs(7 * 86_400)).max(1),
     };
     let mut quantiles = ADVICE_QUANTILES.to_vec();
     quantiles.push(args.quantile);

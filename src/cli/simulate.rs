@@ -88,6 +88,15 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "STEPS", value_parser = parse_seasons)]
     season: Option<Seasons>,
 
+    /// Provision the model's own interval at --quantile instead of the quantile of the
+    /// forecast's recent one-step misses (the default: calibrated headroom, see the README).
+    #[arg(long)]
+    model_intervals: bool,
+
+    /// How many recent misses calibrate the headroom.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "7d")]
+    calibration_window: Duration,
+
     /// Scaling events per day that score zero stability.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENTS_PER_DAY_LIMIT)]
     events_limit: f64,
@@ -284,6 +293,8 @@ fn settings_for(args: &SimulateArgs, trace: &Series) -> anyhow::Result<ReplaySet
         history,
         warmup,
         seasons,
+        calibrate: !args.model_intervals,
+        calibration_window: steps(args.calibration_window).max(1),
     })
 }
 
