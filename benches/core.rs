@@ -120,5 +120,46 @@ fn models(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, loading, preparation, models);
+/// `prophet` on 2,000 hourly points (the taxi data averaged to hours): fit (augurs'
+/// preparation, the MAP fit, the in-sample fit) and a 48-step forecast with 80/95% intervals
+/// from 1,000 simulated paths. PyPI Prophet's times on the same kind of series are measured by
+/// `benches/peers/run_prophet.sh`.
+fn prophet(c: &mut Criterion) {
+    let s = taxi();
+    let samples = Samples::new(
+        Labels::named("taxi_hourly"),
+        s.timestamps().collect(),
+        s.values().to_vec(),
+    )
+    .expect("valid");
+    let hourly = samples
+        .regularize(3_600_000, Aggregation::Mean)
+        .expect("regularizes");
+    let hourly = hourly.slice(hourly.len() - 2000..hourly.len());
+    let m = model::by_name("prophet").expect("registered");
+    let mut group = c.benchmark_group("prophet, 2,000 hourly points");
+    group.sample_size(20);
+    group.bench_function("fit", |b| {
+        b.iter(|| model::fit(m.as_ref(), black_box(&hourly), &[]))
+    });
+    let fitted = model::fit(m.as_ref(), &hourly, &[]).expect("fits");
+    group.bench_function("predict 48 + 80/95% (1,000 paths)", |b| {
+        b.iter(|| fitted.predict(black_box(48), &[80.0, 95.0]))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("prophet, whole series");
+    group.sample_size(10);
+    group.bench_function("fit nyc_taxi (10,320 points)", |b| {
+        b.iter(|| model::fit(m.as_ref(), black_box(&s), &[]))
+    });
+    let amzn = source::load(&dataset("Twitter_volume_AMZN.csv"), &LoadOptions::default())
+        .expect("bundled data loads")
+        .remove(0);
+    group.bench_function("fit Twitter_volume_AMZN (15,831 points)", |b| {
+        b.iter(|| model::fit(m.as_ref(), black_box(&amzn), &[]))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, loading, preparation, models, prophet);
 criterion_main!(benches);

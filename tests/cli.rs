@@ -270,3 +270,62 @@ fn a_saved_model_forecasts_without_its_input() {
     );
     assert!(err.contains("not a readable model file"), "{err}");
 }
+
+#[test]
+fn prophet_flags_reach_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    std::fs::write(
+        &events,
+        "name,start\nnew_year,2015-01-01T00:00:00Z\nthanksgiving,2014-11-27T00:00:00Z\n",
+    )
+    .unwrap();
+    let out = stdout_of(
+        prescale()
+            .args([
+                "forecast",
+                "--model",
+                "prophet",
+                "--horizon",
+                "4",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--add-seasonality", "half_day:12h:2", "--events"])
+            .arg(&events)
+            .args(["--floor", "none", "--seed", "3"]),
+    );
+    let header = out.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "timestamp,mean,lower_80,upper_80,lower_95,upper_95,trend,daily,half_day,weekly,\
+         new_year,thanksgiving"
+    );
+    assert_eq!(out.lines().count(), 5);
+
+    let err = failure_of(
+        prescale()
+            .args([
+                "forecast",
+                "--model",
+                "prophet",
+                "--horizon",
+                "4",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--growth", "logistic", "--changepoint-prior-scale", "0"]),
+    );
+    assert!(err.contains("--growth logistic needs --cap"), "{err}");
+    assert!(
+        err.contains("--changepoint-prior-scale must be a positive"),
+        "{err}"
+    );
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--model", "ets", "--horizon", "4", "--input"])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--growth", "flat"]),
+    );
+    assert!(err.contains("need --model prophet"), "{err}");
+}

@@ -7,9 +7,12 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::model::arima::{Arima, Spec};
-use crate::model::Model;
+use crate::model::prophet::Prophet;
+use crate::model::{Floor, Model};
 use crate::series::{Aggregation, Millis, Series};
 use crate::source::{self, prometheus, ColumnSpec, LoadOptions};
+
+use super::prophet_args::ProphetArgs;
 
 /// Where the history comes from: a file, or a Prometheus range query.
 #[derive(Debug, Args)]
@@ -155,12 +158,24 @@ pub struct FitArgs {
     /// Fix the seasonal ARIMA order `P,D,Q,m` (with --order; m is the period in steps).
     #[arg(long, value_name = "P,D,Q,M", value_parser = parse_seasonal_order, requires = "order")]
     seasonal_order: Option<SeasonalOrder>,
+
+    /// Floor forecasts and intervals at zero: `auto` when the history never went below zero,
+    /// `zero` always, `none` never.
+    #[arg(long, value_name = "FLOOR", default_value = "auto")]
+    pub floor: Floor,
+
+    /// Settings of `--model prophet`; other models ignore them.
+    #[command(flatten)]
+    pub prophet: ProphetArgs,
 }
 
 impl FitArgs {
     /// The model called `name` with these flags: the registry's, or an ARIMA of the fixed
     /// order given by --order / --seasonal-order.
     pub fn model(&self, name: &str) -> anyhow::Result<Box<dyn Model>> {
+        if name == "prophet" {
+            return Ok(Box::new(Prophet::new(self.prophet.settings()?)));
+        }
         let Some(Order(p, d, q)) = self.order else {
             return Ok(crate::model::by_name(name)?);
         };

@@ -65,6 +65,7 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
         horizon: args.horizon,
         windows: args.windows,
         step_between: args.step_between.unwrap_or(args.horizon),
+        floor: args.fit.floor,
     };
     let levels = args.fit.levels();
     let progress = progress_bar(all.len());

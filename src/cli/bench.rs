@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::eval::m4;
-use crate::model;
+use crate::model::{self, Floor};
 
 /// Flags of `prescale bench`.
 #[derive(Debug, Args)]
@@ -35,6 +35,11 @@ struct M4Args {
     /// Only the first N series (for a quick look; published figures need all 414).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+
+    /// Floor forecasts and intervals at zero: `auto` when the history never went below zero
+    /// (every M4 hourly series), `zero` always, `none` never.
+    #[arg(long, value_name = "FLOOR", default_value = "auto")]
+    floor: Floor,
 }
 
 /// Runs `prescale bench`.
@@ -58,7 +63,7 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
         .with_context(|| format!("loading the M4 hourly set from {}", args.data.display()))?;
     println!("model,smape,mase,owa,seconds,n_series,coverage_95,msis_95,fallbacks");
     for m in &models {
-        let s = m4::evaluate(m.as_ref(), &data, args.limit);
+        let s = m4::evaluate_floored(m.as_ref(), &data, args.limit, args.floor);
         println!(
             "{},{:.3},{:.3},{:.4},{:.3},{},{:.2},{:.3},{}",
             s.model,

@@ -53,6 +53,10 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
             .to_frame()?;
         return write(&mut table, args.output.as_deref());
     }
+    anyhow::ensure!(
+        args.model == "prophet" || !args.fit.prophet.any(),
+        "the Prophet flags (--growth, --add-seasonality, --events, ...) need --model prophet"
+    );
     let model = args.fit.model(&args.model)?;
     let all = args.input.load()?;
     anyhow::ensure!(
@@ -64,7 +68,7 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
     let mut table: Option<DataFrame> = None;
     for series in &all {
         let seasons = args.fit.seasons_for(series);
-        let fitted = model::fit(model.as_ref(), series, &seasons)
+        let fitted = model::fit_floored(model.as_ref(), series, &seasons, args.fit.floor)
             .with_context(|| format!("fitting {} on {}", args.model, series.labels()))?;
         let forecast = fitted.predict(args.horizon, args.fit.levels())?;
         if let Some(path) = &args.save_model {

@@ -5,6 +5,7 @@ mod backtest;
 mod bench;
 mod demo;
 mod forecast;
+mod prophet_args;
 mod report;
 mod simulate;
 

@@ -35,7 +35,7 @@ pub struct ReportArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "seasonal-naive,ets,mstl,theta,arima"
+        default_value = "seasonal-naive,ets,mstl,theta,arima,prophet"
     )]
     models: Vec<String>,
 

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::model::{self, Model, ModelError};
+use crate::model::{self, Floor, Model, ModelError};
 use crate::series::{Millis, Series};
 
 use super::{score, Scores};
@@ -21,6 +21,8 @@ pub struct Plan {
     pub windows: usize,
     /// Steps between consecutive origins.
     pub step_between: usize,
+    /// Whether forecasts are floored at zero.
+    pub floor: Floor,
 }
 
 impl Plan {
@@ -30,6 +32,7 @@ impl Plan {
             horizon,
             windows,
             step_between: horizon,
+            floor: Floor::Auto,
         }
     }
 
@@ -98,7 +101,7 @@ pub fn run(
         .map(|(index, origin)| {
             let history = series.slice(0..origin);
             let actual = &series.values()[origin..origin + plan.horizon];
-            let outcome = model::fit(model, &history, seasons)
+            let outcome = model::fit_floored(model, &history, seasons, plan.floor)
                 .and_then(|fitted| fitted.predict(plan.horizon, levels))
                 .map(|forecast| score(actual, &forecast, history.values(), period));
             Window {
@@ -125,6 +128,7 @@ mod tests {
             horizon: 10,
             windows: 3,
             step_between: 5,
+            floor: Floor::Auto,
         };
         assert_eq!(spaced.origins(100).unwrap(), [80, 85, 90]);
         assert_eq!(

@@ -11,7 +11,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::model::{self, Model};
+use crate::model::{self, Floor, Model};
 use crate::series::Series;
 use crate::source::{self, LoadOptions, SourceError};
 
@@ -82,11 +82,22 @@ pub struct Summary {
     pub fallbacks: usize,
 }
 
-/// Fits `model` on each training series (in parallel), forecasts 48 steps, and scores them.
+/// Fits `model` on each training series (in parallel), forecasts 48 steps, and scores them,
+/// with forecasts floored at zero for non-negative histories ([`Floor::Auto`]).
 ///
 /// A series on which the model fails is forecast by seasonal naive instead and counted in
 /// [`Summary::fallbacks`], so the averages always cover the same series.
 pub fn evaluate(model: &dyn Model, data: &Dataset, limit: Option<usize>) -> Summary {
+    evaluate_floored(model, data, limit, Floor::Auto)
+}
+
+/// [`evaluate`] with forecasts floored as `floor` says.
+pub fn evaluate_floored(
+    model: &dyn Model,
+    data: &Dataset,
+    limit: Option<usize>,
+    floor: Floor,
+) -> Summary {
     let n = limit.map_or(data.train.len(), |l| l.min(data.train.len()));
     let started = Instant::now();
     let results: Vec<(Scores, bool)> = data.train[..n]
@@ -94,7 +105,8 @@ pub fn evaluate(model: &dyn Model, data: &Dataset, limit: Option<usize>) -> Summ
         .zip(&data.test[..n])
         .map(|(train, test)| {
             let forecast = |m: &dyn Model| {
-                model::fit(m, train, &SEASONS).and_then(|f| f.predict(HORIZON, &[LEVEL]))
+                model::fit_floored(m, train, &SEASONS, floor)
+                    .and_then(|f| f.predict(HORIZON, &[LEVEL]))
             };
             let (forecast, fell_back) = match forecast(model) {
                 Ok(f) => (f, false),

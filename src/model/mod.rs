@@ -4,7 +4,7 @@
 //! [`Fitted`] model, which predicts any horizon with intervals at the requested levels. Models
 //! see only values and seasonal periods, never where the series came from. [`fit`] wraps the
 //! result in a [`FittedModel`] that knows the series' grid and returns timestamped
-//! [`Forecast`]s, and saves to / loads from a model file ([`file`]). A new model is one file
+//! [`Forecast`]s, and saves to / loads from a model file ([`file`](mod@file)). A new model is one file
 //! plus one line in the registry.
 
 pub mod arima;
@@ -15,6 +15,7 @@ pub mod file;
 pub mod mstl;
 pub mod naive;
 mod prepare;
+pub mod prophet;
 mod registry;
 pub mod season;
 pub mod theta;
@@ -61,6 +62,15 @@ pub enum ModelError {
         /// The model.
         model: String,
         /// What went wrong.
+        message: String,
+    },
+    /// Settings the model cannot use on this series (e.g. logistic growth without a
+    /// capacity above the data).
+    #[error("{model}: {message}")]
+    Settings {
+        /// The model.
+        model: String,
+        /// What is wrong and how to fix it.
         message: String,
     },
     /// A seasonal period the model cannot use.
@@ -143,17 +153,56 @@ impl FittedModel {
     }
 }
 
+/// Whether forecasts and their intervals are floored at zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Floor {
+    /// When the history never went below zero (a request rate, a queue length): a negative
+    /// forecast of such a metric can only be an artefact of the model.
+    #[default]
+    Auto,
+    /// Always.
+    Zero,
+    /// Never: forecasts as the model makes them.
+    None,
+}
+
+impl std::str::FromStr for Floor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "zero" => Ok(Self::Zero),
+            "none" => Ok(Self::None),
+            other => Err(format!("unknown floor {other:?}; use auto, zero or none")),
+        }
+    }
+}
+
+/// Fits `model` to `series` and remembers the grid for timestamped forecasts; forecasts are
+/// floored at zero when the history never went below zero ([`Floor::Auto`], see
+/// [`fit_floored`]).
+pub fn fit(
+    model: &dyn Model,
+    series: &Series,
+    seasons: &[usize],
+) -> Result<FittedModel, ModelError> {
+    fit_floored(model, series, seasons, Floor::Auto)
+}
+
 /// Fits `model` to `series` and remembers the grid for timestamped forecasts.
 ///
 /// Two documented shortcuts apply to every model:
 /// - a series whose observed values are all equal is forecast as that constant with
 ///   zero-width intervals (the `naive` model stands in, and [`FittedModel::model`] says so):
 ///   estimation on a constant has nothing to learn and some optimisers fail on it;
-/// - a series that never goes below zero gets forecasts floored at zero.
-pub fn fit(
+/// - forecasts are floored at zero as `floor` says (by default when the series never goes
+///   below zero).
+pub fn fit_floored(
     model: &dyn Model,
     series: &Series,
     seasons: &[usize],
+    floor: Floor,
 ) -> Result<FittedModel, ModelError> {
     if let Some(&bad) = seasons.iter().find(|&&s| s == 0) {
         return Err(ModelError::InvalidSeason(bad));
@@ -176,7 +225,11 @@ pub fn fit(
         model: model.name(),
         next: series.next_timestamp(),
         step: series.step(),
-        non_negative,
+        non_negative: match floor {
+            Floor::Auto => non_negative,
+            Floor::Zero => true,
+            Floor::None => false,
+        },
         inner: model.fit(series, seasons)?,
     })
 }

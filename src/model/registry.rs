@@ -4,6 +4,7 @@ use super::arima::{self, Arima};
 use super::ets::{self, Ets};
 use super::mstl::{self, Mstl};
 use super::naive::{self, SeasonalNaive};
+use super::prophet::{self, Prophet};
 use super::theta::{self, Theta};
 use super::{Fitted, Model, ModelError};
 
@@ -52,6 +53,11 @@ const MODELS: &[Entry] = &[
         make: || Box::new(Arima::auto()),
         load: arima::load,
     },
+    Entry {
+        name: "prophet",
+        make: || Box::new(Prophet::default()),
+        load: prophet::load,
+    },
 ];
 
 /// The registry's model names, in listing order.
@@ -89,7 +95,7 @@ mod tests {
             assert_eq!(by_name(name).unwrap().name(), name);
         }
         assert!(matches!(
-            by_name("prophet2"),
+            by_name("prophet-2"),
             Err(ModelError::Unknown { .. })
         ));
     }

@@ -72,7 +72,7 @@ pub struct ReplaySettings {
     pub warmup: usize,
     /// Seasonal periods for the model, in steps.
     pub seasons: Vec<usize>,
-    /// Provision the quantile of the forecast's own recent errors (see [`Calibration`])
+    /// Provision the quantile of the forecast's own recent errors (see `Calibration`)
     /// rather than the model's interval.
     pub calibrate: bool,
     /// How many recent errors calibrate the headroom.

@@ -22,7 +22,7 @@
 //!
 //! starting from `F_0 = Σ₀₀`, `G_0 = T·Σ·Z'`, `w_0 = G_0`, `μ_0 = −1/F_0` (since
 //! `Σ = TΣT' + RR'`, the first step removes exactly `G_0 G_0'/F_0`). Only the first column
-//! of `Σ` is needed, and it follows from the ARMA autocovariances (see [`first_column`]), so
+//! of `Σ` is needed, and it follows from the ARMA autocovariances (see `first_column`), so
 //! the r×r Lyapunov equation is never solved.
 //!
 //! The concentrated objective is R's: `½·(log(s²) + Σ log F_t / ν)` with `s² = Σ v_t²/F_t / ν`,
