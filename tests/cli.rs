@@ -85,6 +85,9 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
         );
     }
     assert!(stdout.contains("MASE"));
+    // auto says what it chose and why.
+    assert!(stdout.contains("using auto"), "{stdout}");
+    assert!(stdout.contains("validation MASE"), "{stdout}");
     // The replica plan, with its reason, and the replay table of the three policies.
     assert!(stdout.contains("pods now: forecast p90 of "), "{stdout}");
     for policy in ["reactive", "predictive", "hybrid"] {
@@ -97,7 +100,7 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
     assert!(html.starts_with("<!DOCTYPE html>") && html.matches("<svg").count() == 2);
     let csv = std::fs::read_to_string(dir.path().join("forecast.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    // The best model's columns, then its components (if it has any), then the actuals.
+    // auto's columns, then the actuals.
     assert!(
         lines[0].starts_with("timestamp,mean,lower_80,upper_80,lower_95,upper_95,"),
         "{}",

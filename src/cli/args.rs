@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use crate::model::arima::{Arima, Spec};
+use crate::model::auto::{Auto, Combine};
 use crate::model::prophet::Prophet;
 use crate::model::{Floor, Model};
 use crate::series::{Aggregation, Millis, Series};
@@ -164,6 +165,12 @@ pub struct FitArgs {
     #[arg(long, value_name = "FLOOR", default_value = "auto")]
     pub floor: Floor,
 
+    /// How `--model auto` turns its validated candidates into one forecast: `best` (the
+    /// lowest validation MASE), `topK` (the mean of the K best, e.g. `top2`), `median` or
+    /// `inverse-error` (weights 1/MASE).
+    #[arg(long, value_name = "HOW", default_value = "best")]
+    pub combine: Combine,
+
     /// Settings of `--model prophet`; other models ignore them.
     #[command(flatten)]
     pub prophet: ProphetArgs,
@@ -175,6 +182,12 @@ impl FitArgs {
     pub fn model(&self, name: &str) -> anyhow::Result<Box<dyn Model>> {
         if name == "prophet" {
             return Ok(Box::new(Prophet::new(self.prophet.settings()?)));
+        }
+        if name == "auto" {
+            return Ok(Box::new(Auto {
+                combine: self.combine,
+                ..Auto::default()
+            }));
         }
         let Some(Order(p, d, q)) = self.order else {
             return Ok(crate::model::by_name(name)?);

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::eval::m4;
+use crate::model::auto::{Auto, Combine};
 use crate::model::{self, Floor};
 
 /// Flags of `prescale bench`.
@@ -40,6 +41,11 @@ struct M4Args {
     /// (every M4 hourly series), `zero` always, `none` never.
     #[arg(long, value_name = "FLOOR", default_value = "auto")]
     floor: Floor,
+
+    /// How `auto` combines its candidates: `best`, `topK` (e.g. `top2`), `median` or
+    /// `inverse-error`.
+    #[arg(long, value_name = "HOW", default_value = "best")]
+    combine: Combine,
 }
 
 /// Runs `prescale bench`.
@@ -57,7 +63,15 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
     };
     let models = names
         .iter()
-        .map(|n| model::by_name(n))
+        .map(|n| -> anyhow::Result<Box<dyn model::Model>> {
+            if n == "auto" {
+                return Ok(Box::new(Auto {
+                    combine: args.combine,
+                    ..Auto::default()
+                }));
+            }
+            Ok(model::by_name(n)?)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let data = m4::load(&args.data)
         .with_context(|| format!("loading the M4 hourly set from {}", args.data.display()))?;

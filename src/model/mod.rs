@@ -9,6 +9,7 @@
 
 pub mod arima;
 mod augurs_glue;
+pub mod auto;
 pub mod decompose;
 pub mod ets;
 pub mod file;

@@ -1,6 +1,7 @@
 //! Models by name: the one place that lists them.
 
 use super::arima::{self, Arima};
+use super::auto::{self, Auto};
 use super::ets::{self, Ets};
 use super::mstl::{self, Mstl};
 use super::naive::{self, SeasonalNaive};
@@ -57,6 +58,11 @@ const MODELS: &[Entry] = &[
         name: "prophet",
         make: || Box::new(Prophet::default()),
         load: prophet::load,
+    },
+    Entry {
+        name: "auto",
+        make: || Box::new(Auto::default()),
+        load: auto::load,
     },
 ];
 

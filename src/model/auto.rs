@@ -1,0 +1,541 @@
+//! `auto`: per series, backtest the candidate models on the last windows of its own history,
+//! then pick the best or combine them, with intervals recalibrated on those windows.
+//!
+//! - **Validation.** The last `windows` blocks of `horizon` steps of the history are forecast,
+//!   each from the history before it, by every candidate; each candidate's error is its mean
+//!   MASE over the windows (scaled by the in-sample seasonal naive error of the first season).
+//!   Candidates that fail on a window are dropped for the series.
+//! - **Choice** ([`Combine`]): the candidate with the lowest error, the mean of the `k` best,
+//!   the median of all candidates' forecasts, or their mean weighted by inverse error. The
+//!   combination is applied the same way to the window forecasts, so that the intervals are
+//!   calibrated on the forecast actually made.
+//! - **Intervals** are recalibrated by split conformal prediction on the windows (Vovk et al.
+//!   2005; normalised as in Papadopoulos et al. 2011): each window step's absolute error is
+//!   divided by the forecast's own spread there (its 80% interval's half-width, as a normal
+//!   σ), and the final interval at level `L` is the forecast ± the `L`-quantile of those
+//!   ratios times the spread. This makes the coverage of the chosen or combined forecast match
+//!   what it achieved on the windows, whether the candidates' own intervals were too narrow
+//!   or too wide.
+//! - The final forecast refits the chosen candidates on the whole history.
+//!
+//! Saving stores each kept candidate's own state with its weight, and the calibration.
+
+use serde::{Deserialize, Serialize};
+
+use crate::forecast::{Interval, Prediction};
+use crate::series::Series;
+
+use super::registry;
+use super::{normal_quantile, Fitted, Model, ModelError};
+
+/// How the candidates become one forecast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Combine {
+    /// The candidate with the lowest validation MASE.
+    Best,
+    /// The mean of the `k` candidates with the lowest validation MASE.
+    Top(usize),
+    /// The per-step median of every candidate's forecast.
+    Median,
+    /// The mean weighted by `1 / MASE`.
+    InverseError,
+}
+
+impl std::str::FromStr for Combine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "best" => Ok(Self::Best),
+            "median" => Ok(Self::Median),
+            "inverse-error" => Ok(Self::InverseError),
+            other => match other.strip_prefix("top").and_then(|k| k.parse().ok()) {
+                Some(k) if k >= 1 => Ok(Self::Top(k)),
+                _ => Err(format!(
+                    "unknown combination {other:?}; use best, topK (e.g. top2), median or \
+                     inverse-error"
+                )),
+            },
+        }
+    }
+}
+
+/// The automatic model.
+#[derive(Debug, Clone)]
+pub struct Auto {
+    /// Candidate models by registry name.
+    pub candidates: Vec<&'static str>,
+    /// Validation windows.
+    pub windows: usize,
+    /// Steps per validation window; `None`: two of the first season (two days for hourly
+    /// data), at least 8.
+    pub horizon: Option<usize>,
+    /// How the candidates are combined.
+    pub combine: Combine,
+}
+
+impl Default for Auto {
+    fn default() -> Self {
+        Self {
+            candidates: vec!["ets", "mstl", "theta", "arima", "prophet"],
+            windows: 2,
+            horizon: None,
+            combine: Combine::Best,
+        }
+    }
+}
+
+/// The level whose half-width measures a forecast's spread (see the module documentation).
+const SPREAD_LEVEL: f64 = 80.0;
+
+/// One candidate's validation.
+struct Validated {
+    name: &'static str,
+    /// Mean MASE over the windows.
+    error: f64,
+    /// Window forecasts: mean and the spread level's half-widths per step.
+    windows: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Member {
+    model: String,
+    weight: f64,
+    error: f64,
+    state: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AutoState {
+    combine: Combine,
+    members: Vec<Member>,
+    /// Sorted |error| / σ over the validation window steps.
+    scores: Vec<f64>,
+    /// Candidates that could not be validated.
+    dropped: Vec<String>,
+}
+
+struct FittedAuto {
+    state: AutoState,
+    fitted: Vec<Box<dyn Fitted>>,
+}
+
+impl Model for Auto {
+    fn name(&self) -> &'static str {
+        "auto"
+    }
+
+    fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
+        let period = seasons.first().copied().unwrap_or(1);
+        let horizon = self.horizon.unwrap_or((2 * period).max(8));
+        let n = series.len();
+        let needed = (self.windows + 2) * horizon;
+        if self.windows == 0 || n < needed {
+            return Err(ModelError::TooShort {
+                model: "auto".into(),
+                needed,
+                got: n,
+            });
+        }
+        let origins: Vec<usize> = (0..self.windows)
+            .map(|w| n - (self.windows - w) * horizon)
+            .collect();
+        let mut validated = Vec::new();
+        let mut dropped = Vec::new();
+        for &name in &self.candidates {
+            match validate(name, series, seasons, &origins, horizon, period) {
+                Some(v) => validated.push(v),
+                None => dropped.push(name.to_string()),
+            }
+        }
+        if validated.is_empty() {
+            return Err(ModelError::Failed {
+                model: "auto".into(),
+                message: format!("no candidate could be validated ({})", dropped.join(", ")),
+            });
+        }
+        let weights = weights(self.combine, &validated);
+        // Conformal scores of the combined window forecasts.
+        let mut scores = Vec::new();
+        for (w, &origin) in origins.iter().enumerate() {
+            let means: Vec<&[f64]> = validated
+                .iter()
+                .map(|v| v.windows[w].0.as_slice())
+                .collect();
+            let spreads: Vec<&[f64]> = validated
+                .iter()
+                .map(|v| v.windows[w].1.as_slice())
+                .collect();
+            let mean = combine(self.combine, &weights, &means);
+            let spread = combine(self.combine, &weights, &spreads);
+            let actual = &series.values()[origin..origin + horizon];
+            let sigma_of = |half: f64| half / normal_quantile(SPREAD_LEVEL);
+            for ((a, f), s) in actual.iter().zip(&mean).zip(&spread) {
+                if a.is_finite() && f.is_finite() {
+                    scores.push((a - f).abs() / sigma_of(*s).max(f64::MIN_POSITIVE));
+                }
+            }
+        }
+        scores.sort_by(f64::total_cmp);
+        let mut members = Vec::new();
+        let mut fitted = Vec::new();
+        for (v, w) in validated.iter().zip(&weights) {
+            if *w == 0.0 {
+                continue;
+            }
+            let model = registry::by_name(v.name)?;
+            let f = model.fit(series, seasons)?;
+            members.push(Member {
+                model: v.name.to_string(),
+                weight: *w,
+                error: v.error,
+                state: f.to_state().map_err(|e| ModelError::Failed {
+                    model: v.name.into(),
+                    message: e.to_string(),
+                })?,
+            });
+            fitted.push(f);
+        }
+        let state = AutoState {
+            combine: self.combine,
+            members,
+            scores,
+            dropped,
+        };
+        // Keep every validated candidate's error for the description.
+        let mut state = state;
+        for v in &validated {
+            if !state.members.iter().any(|m| m.model == v.name) {
+                state.members.push(Member {
+                    model: v.name.to_string(),
+                    weight: 0.0,
+                    error: v.error,
+                    state: serde_json::Value::Null,
+                });
+            }
+        }
+        Ok(Box::new(FittedAuto { state, fitted }))
+    }
+}
+
+/// Backtests `name` on the windows starting at `origins`; `None` when it fails on any.
+fn validate(
+    name: &'static str,
+    series: &Series,
+    seasons: &[usize],
+    origins: &[usize],
+    horizon: usize,
+    period: usize,
+) -> Option<Validated> {
+    let model = registry::by_name(name).ok()?;
+    let mut errors = Vec::new();
+    let mut windows = Vec::new();
+    for &origin in origins {
+        let history = series.slice(0..origin);
+        let p = model
+            .fit(&history, seasons)
+            .and_then(|f| f.predict(horizon, &[SPREAD_LEVEL]))
+            .ok()?;
+        let half: Vec<f64> = p
+            .intervals
+            .first()?
+            .lower
+            .iter()
+            .zip(&p.intervals[0].upper)
+            .map(|(l, u)| (u - l) / 2.0)
+            .collect();
+        let actual = &series.values()[origin..origin + horizon];
+        let (mut sum, mut count) = (0.0, 0);
+        for (a, f) in actual.iter().zip(&p.mean) {
+            if a.is_finite() {
+                sum += (a - f).abs();
+                count += 1;
+            }
+        }
+        let observed: Vec<f64> = history
+            .values()
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let scale = crate::eval::metrics::seasonal_scale(&observed, period);
+        if count > 0 && scale > 0.0 && scale.is_finite() {
+            errors.push(sum / count as f64 / scale);
+        }
+        if !p.mean.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        windows.push((p.mean, half));
+    }
+    let error = if errors.is_empty() {
+        f64::INFINITY
+    } else {
+        errors.iter().sum::<f64>() / errors.len() as f64
+    };
+    Some(Validated {
+        name,
+        error,
+        windows,
+    })
+}
+
+/// Each validated candidate's weight in the combination.
+fn weights(how: Combine, validated: &[Validated]) -> Vec<f64> {
+    match how {
+        Combine::Best => {
+            let best = validated
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.error.total_cmp(&b.1.error))
+                .map_or(0, |(i, _)| i);
+            (0..validated.len())
+                .map(|i| if i == best { 1.0 } else { 0.0 })
+                .collect()
+        }
+        Combine::Top(k) => {
+            let mut order: Vec<usize> = (0..validated.len()).collect();
+            order.sort_by(|&a, &b| validated[a].error.total_cmp(&validated[b].error));
+            let k = k.min(validated.len());
+            let mut w = vec![0.0; validated.len()];
+            for &i in &order[..k] {
+                w[i] = 1.0 / k as f64;
+            }
+            w
+        }
+        Combine::Median => vec![1.0; validated.len()],
+        Combine::InverseError => {
+            let inverse: Vec<f64> = validated
+                .iter()
+                .map(|v| {
+                    if v.error.is_finite() && v.error > 0.0 {
+                        1.0 / v.error
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let total: f64 = inverse.iter().sum();
+            if total > 0.0 {
+                inverse.iter().map(|w| w / total).collect()
+            } else {
+                vec![1.0 / validated.len() as f64; validated.len()]
+            }
+        }
+    }
+}
+
+/// Combines per-step `paths` (one per candidate, with `weights`).
+fn combine(how: Combine, weights: &[f64], paths: &[&[f64]]) -> Vec<f64> {
+    let steps = paths.iter().map(|p| p.len()).min().unwrap_or(0);
+    (0..steps)
+        .map(|i| match how {
+            Combine::Median => {
+                let mut v: Vec<f64> = paths
+                    .iter()
+                    .zip(weights)
+                    .filter(|(_, w)| **w > 0.0)
+                    .map(|(p, _)| p[i])
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                let k = v.len();
+                if k % 2 == 1 {
+                    v[k / 2]
+                } else {
+                    0.5 * (v[k / 2 - 1] + v[k / 2])
+                }
+            }
+            Combine::Best | Combine::Top(_) | Combine::InverseError => paths
+                .iter()
+                .zip(weights)
+                .filter(|(_, w)| **w > 0.0)
+                .map(|(p, w)| w * p[i])
+                .sum(),
+        })
+        .collect()
+}
+
+fn slices(paths: &[Vec<f64>]) -> Vec<&[f64]> {
+    paths.iter().map(Vec::as_slice).collect()
+}
+
+/// The `q`-quantile (0–1) of sorted `scores` with the split-conformal correction
+/// `⌈(n + 1)q⌉ / n`; the largest score when that exceeds one.
+fn conformal_quantile(scores: &[f64], q: f64) -> f64 {
+    let n = scores.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let rank = ((n as f64 + 1.0) * q).ceil() as usize;
+    scores[rank.clamp(1, n) - 1]
+}
+
+impl FittedAuto {
+    fn weights(&self) -> Vec<f64> {
+        self.state
+            .members
+            .iter()
+            .filter(|m| m.weight > 0.0)
+            .map(|m| m.weight)
+            .collect()
+    }
+}
+
+impl Fitted for FittedAuto {
+    fn predict(&self, horizon: usize, levels: &[f64]) -> Result<Prediction, ModelError> {
+        let weights = self.weights();
+        let mut means = Vec::new();
+        let mut spreads = Vec::new();
+        for f in &self.fitted {
+            let p = f.predict(horizon, &[SPREAD_LEVEL])?;
+            let i = p
+                .intervals
+                .first()
+                .ok_or(ModelError::InvalidLevel(SPREAD_LEVEL))?;
+            spreads.push(
+                i.lower
+                    .iter()
+                    .zip(&i.upper)
+                    .map(|(l, u)| (u - l) / 2.0)
+                    .collect::<Vec<f64>>(),
+            );
+            means.push(p.mean);
+        }
+        let mean = combine(self.state.combine, &weights, &slices(&means));
+        let spread = combine(self.state.combine, &weights, &slices(&spreads));
+        let sigma: Vec<f64> = spread
+            .iter()
+            .map(|s| s / normal_quantile(SPREAD_LEVEL))
+            .collect();
+        let intervals = levels
+            .iter()
+            .map(|&level| {
+                let q = conformal_quantile(&self.state.scores, level / 100.0);
+                let (lower, upper) = mean
+                    .iter()
+                    .zip(&sigma)
+                    .map(|(m, s)| (m - q * s, m + q * s))
+                    .unzip();
+                Interval {
+                    level,
+                    lower,
+                    upper,
+                }
+            })
+            .collect();
+        Ok(Prediction {
+            mean,
+            intervals,
+            components: Vec::new(),
+        })
+    }
+
+    fn fitted_values(&self) -> Vec<f64> {
+        let weights = self.weights();
+        let values: Vec<Vec<f64>> = self.fitted.iter().map(|f| f.fitted_values()).collect();
+        combine(self.state.combine, &weights, &slices(&values))
+    }
+
+    fn describe(&self) -> String {
+        let mut ranked: Vec<&Member> = self.state.members.iter().collect();
+        ranked.sort_by(|a, b| a.error.total_cmp(&b.error));
+        let scores: Vec<String> = ranked
+            .iter()
+            .map(|m| format!("{} {:.3}", m.model, m.error))
+            .collect();
+        let chosen = match self.state.combine {
+            Combine::Best => format!("chose {}", ranked.first().map_or("-", |m| &m.model)),
+            Combine::Top(k) => format!(
+                "mean of the {} best ({})",
+                k.min(self.fitted.len()),
+                ranked
+                    .iter()
+                    .filter(|m| m.weight > 0.0)
+                    .map(|m| m.model.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Combine::Median => format!("median of {} models", self.fitted.len()),
+            Combine::InverseError => {
+                format!("inverse-MASE weighted mean of {} models", self.fitted.len())
+            }
+        };
+        let dropped = if self.state.dropped.is_empty() {
+            String::new()
+        } else {
+            format!("; failed validation: {}", self.state.dropped.join(", "))
+        };
+        format!(
+            "auto: {chosen}; validation MASE {}{dropped}; intervals calibrated on {} window steps",
+            scores.join(", "),
+            self.state.scores.len()
+        )
+    }
+
+    fn to_state(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(&self.state)
+    }
+}
+
+/// Rebuilds a saved `auto` model from its members' own states.
+pub(crate) fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_json::Error> {
+    use serde::de::Error;
+    let state: AutoState = serde_json::from_value(state)?;
+    let mut fitted = Vec::new();
+    for m in state.members.iter().filter(|m| m.weight > 0.0) {
+        let (_, load) = registry::loader(&m.model)
+            .ok_or_else(|| Error::custom(format!("unknown member model {:?}", m.model)))?;
+        fitted.push(load(m.state.clone())?);
+    }
+    Ok(Box::new(FittedAuto { state, fitted }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformal_quantile_uses_the_finite_sample_rank() {
+        let scores: Vec<f64> = (1..=19).map(f64::from).collect();
+        // ⌈20 · 0.9⌉ = 18th smallest.
+        assert_eq!(conformal_quantile(&scores, 0.9), 18.0);
+        assert_eq!(conformal_quantile(&scores, 0.99), 19.0);
+        assert_eq!(conformal_quantile(&scores, 0.01), 1.0);
+    }
+
+    #[test]
+    fn parses_every_combination() {
+        assert_eq!("best".parse(), Ok(Combine::Best));
+        assert_eq!("top3".parse(), Ok(Combine::Top(3)));
+        assert_eq!("median".parse(), Ok(Combine::Median));
+        assert_eq!("inverse-error".parse(), Ok(Combine::InverseError));
+        for bad in ["top0", "top", "mean", ""] {
+            assert!(bad.parse::<Combine>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn top_k_weights_the_k_lowest_errors_equally() {
+        let v = |name, error| Validated {
+            name,
+            error,
+            windows: Vec::new(),
+        };
+        let validated = [v("a", 0.9), v("b", 0.5), v("c", 0.7), v("d", f64::INFINITY)];
+        assert_eq!(weights(Combine::Top(2), &validated), [0.0, 0.5, 0.5, 0.0]);
+        assert_eq!(weights(Combine::Best, &validated), [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(weights(Combine::Top(9), &validated), [0.25; 4]);
+    }
+
+    #[test]
+    fn combinations() {
+        let a = [1.0, 2.0];
+        let b = [3.0, 6.0];
+        let c = [10.0, 0.0];
+        let paths: Vec<&[f64]> = vec![&a, &b, &c];
+        assert_eq!(combine(Combine::Median, &[1.0; 3], &paths), [3.0, 2.0]);
+        assert_eq!(
+            combine(Combine::InverseError, &[0.5, 0.5, 0.0], &paths),
+            [2.0, 4.0]
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The `auto` model: validation on the series' own last windows, combination, conformal
+//! intervals, model files.
+
+mod common;
+
+use prescale::eval::metrics;
+use prescale::model::auto::{Auto, Combine};
+use prescale::model::{self, FittedModel, Model, ModelError};
+use prescale::series::{Aggregation, Labels, Samples, Series};
+
+/// The bundled taxi series averaged to hours: about 5,000 real points with daily and weekly
+/// cycles.
+fn taxi_hourly() -> Series {
+    let s = common::load_dataset("nyc_taxi.csv");
+    Samples::new(
+        Labels::named("taxi_hourly"),
+        s.timestamps().collect(),
+        s.values().to_vec(),
+    )
+    .unwrap()
+    .regularize(3_600_000, Aggregation::Mean)
+    .unwrap()
+}
+
+/// `auto` over the fast candidates (the slow AutoARIMA search would dominate the test time).
+fn fast(combine: Combine) -> Auto {
+    Auto {
+        candidates: vec!["ets", "theta", "prophet", "seasonal-naive"],
+        windows: 3,
+        horizon: Some(24),
+        combine,
+    }
+}
+
+#[test]
+fn best_picks_the_lowest_validation_error_and_says_so() {
+    let series = taxi_hourly();
+    let fitted = model::fit(&fast(Combine::Best), &series, &[24, 168]).unwrap();
+    let text = fitted.describe();
+    // "auto: chose NAME; validation MASE a x, b y, ..." with the chosen one first (lowest).
+    let chosen = text
+        .strip_prefix("auto: chose ")
+        .and_then(|t| t.split(';').next())
+        .unwrap_or_else(|| panic!("{text}"));
+    let ranking = text.split("validation MASE ").nth(1).unwrap();
+    assert!(ranking.starts_with(chosen), "{text}");
+    let errors: Vec<f64> = ranking
+        .split(';')
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|part| part.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 4, "{text}");
+    assert!(errors.windows(2).all(|w| w[0] <= w[1]), "{text}");
+}
+
+#[test]
+fn conformal_intervals_cover_held_out_days_as_they_say() {
+    // Forecast each of the last 14 days from the history before it; the 80% and 95%
+    // intervals, calibrated on the windows before each origin, should cover about that share.
+    let series = taxi_hourly();
+    let n = series.len();
+    let mut covered = [0usize; 2];
+    let mut total = 0usize;
+    for day in (1..=14).rev() {
+        let origin = n - day * 24;
+        let history = series.slice(0..origin);
+        let forecast = model::fit(&fast(Combine::Median), &history, &[24, 168])
+            .unwrap()
+            .predict(24, &[80.0, 95.0])
+            .unwrap();
+        let actual = &series.values()[origin..origin + 24];
+        for (k, interval) in forecast.intervals.iter().enumerate() {
+            covered[k] += actual
+                .iter()
+                .zip(interval.lower.iter().zip(&interval.upper))
+                .filter(|(a, (l, u))| l <= a && a <= u)
+                .count();
+        }
+        total += actual.len();
+    }
+    let share = |k: usize| 100.0 * covered[k] as f64 / total as f64;
+    eprintln!(
+        "held-out coverage: 80% → {:.1}%, 95% → {:.1}%",
+        share(0),
+        share(1)
+    );
+    // 336 held-out hours: a binomial 95% band is about ±2.5 points at 95%, ±4.3 at 80%.
+    assert!(
+        (share(1) - 95.0).abs() <= 6.0,
+        "95%: covered {:.1}%",
+        share(1)
+    );
+    assert!(
+        (share(0) - 80.0).abs() <= 10.0,
+        "80%: covered {:.1}%",
+        share(0)
+    );
+}
+
+#[test]
+fn the_median_is_no_worse_than_its_typical_member_here() {
+    // On the last day of the taxi series, the median of the candidates beats the median
+    // candidate's own error: the point of combining.
+    let series = taxi_hourly();
+    let (history, actual) = series.split_at(series.len() - 24);
+    let mase = |m: &dyn Model| {
+        let f = model::fit(m, &history, &[24, 168])
+            .unwrap()
+            .predict(24, &[])
+            .unwrap();
+        metrics::mase(actual.values(), &f.mean, history.values(), 24)
+    };
+    let combined = mase(&fast(Combine::Median));
+    let mut members: Vec<f64> = fast(Combine::Median)
+        .candidates
+        .iter()
+        .map(|name| mase(model::by_name(name).unwrap().as_ref()))
+        .collect();
+    members.sort_by(f64::total_cmp);
+    assert!(
+        combined <= members[members.len() / 2],
+        "{combined} vs {members:?}"
+    );
+}
+
+#[test]
+fn a_saved_auto_model_forecasts_the_same() {
+    let series = taxi_hourly();
+    let fitted = model::fit(&fast(Combine::InverseError), &series, &[24, 168]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auto.json");
+    fitted.save(&path).unwrap();
+    let loaded = FittedModel::load(&path).unwrap();
+    assert_eq!(
+        loaded.predict(48, &[90.0]).unwrap(),
+        fitted.predict(48, &[90.0]).unwrap()
+    );
+    assert_eq!(loaded.describe(), fitted.describe());
+}
+
+#[test]
+fn too_short_for_its_windows_is_a_typed_error() {
+    let short = Series::new(
+        Labels::named("s"),
+        0,
+        3_600_000,
+        (0..80).map(f64::from).collect(),
+    )
+    .unwrap();
+    match fast(Combine::Median).fit(&short, &[24]) {
+        Err(ModelError::TooShort { needed, got, .. }) => assert_eq!((needed, got), (120, 80)),
+        Err(e) => panic!("expected TooShort, got {e}"),
+        Ok(_) => panic!("expected TooShort, got a fit"),
+    }
+}
