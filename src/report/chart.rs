@@ -1,5 +1,6 @@
 //! The report's charts, drawn with `plotters` into SVG strings that the page inlines.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::forecast::Forecast;
@@ -46,6 +47,33 @@ fn y_range<'a>(values: impl Iterator<Item = &'a f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A chart with a title, time on x (`MM-DD HH:MM`) and thousands-grouped values on y, its
+/// grid drawn.
+fn time_axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, ChartError> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .y_labels(6)
+        .x_label_formatter(&|x| time_label(*x))
+        .y_label_formatter(&|y| thousands(*y))
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 /// History (its last part), the forecast's mean with its 80% and 95% bands, and what actually
 /// happened over the forecast's span.
 pub fn forecast_chart(
@@ -74,22 +102,7 @@ pub fn forecast_chart(
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0..y1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .y_labels(6)
-            .x_label_formatter(&|x| time_label(*x))
-            .y_label_formatter(&|y| thousands(*y))
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(err)?;
+        let mut chart = time_axes(&root, title, x0..x1.max(x0 + 1.0), y0..y1)?;
         // Widest band first, so the narrower one sits on top.
         let mut intervals: Vec<_> = forecast.intervals.iter().collect();
         intervals.sort_by(|a, b| b.level.total_cmp(&a.level));
@@ -171,22 +184,7 @@ pub fn capacity_chart(
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x0..x1.max(x0 + 1.0), y0.min(0.0)..y1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .y_labels(6)
-            .x_label_formatter(&|x| time_label(*x))
-            .y_label_formatter(&|y| thousands(*y))
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(err)?;
+        let mut chart = time_axes(&root, title, x0..x1.max(x0 + 1.0), y0.min(0.0)..y1)?;
         chart
             .draw_series(LineSeries::new(
                 times.iter().zip(load).map(|(t, v)| (*t as f64, *v)),
