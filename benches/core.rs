@@ -77,9 +77,8 @@ fn preparation(c: &mut Criterion) {
     });
 }
 
-/// Fit and predict of every registered model on a 1,000-point hourly series (the taxi data
-/// averaged to hours), with daily and weekly seasons.
-fn models(c: &mut Criterion) {
+/// The last `n` hourly means of the taxi data.
+fn taxi_hourly(n: usize) -> Series {
     let s = taxi();
     let samples = Samples::new(
         Labels::named("taxi_hourly"),
@@ -90,7 +89,13 @@ fn models(c: &mut Criterion) {
     let hourly = samples
         .regularize(3_600_000, Aggregation::Mean)
         .expect("regularizes");
-    let hourly = hourly.slice(hourly.len() - 1000..hourly.len());
+    hourly.slice(hourly.len() - n..hourly.len())
+}
+
+/// Fit and predict of every registered model on a 1,000-point hourly series (the taxi data
+/// averaged to hours), with daily and weekly seasons.
+fn models(c: &mut Criterion) {
+    let hourly = taxi_hourly(1000);
     let mut group = c.benchmark_group("models, 1,000 hourly points");
     group.sample_size(10);
     for name in model::names() {
@@ -126,16 +131,7 @@ fn models(c: &mut Criterion) {
 /// `benches/peers/run_prophet.sh`.
 fn prophet(c: &mut Criterion) {
     let s = taxi();
-    let samples = Samples::new(
-        Labels::named("taxi_hourly"),
-        s.timestamps().collect(),
-        s.values().to_vec(),
-    )
-    .expect("valid");
-    let hourly = samples
-        .regularize(3_600_000, Aggregation::Mean)
-        .expect("regularizes");
-    let hourly = hourly.slice(hourly.len() - 2000..hourly.len());
+    let hourly = taxi_hourly(2000);
     let m = model::by_name("prophet").expect("registered");
     let mut group = c.benchmark_group("prophet, 2,000 hourly points");
     group.sample_size(20);

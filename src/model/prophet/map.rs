@@ -1,6 +1,6 @@
 //! Prophet's MAP fit in pure Rust: the negative log posterior of Prophet's Stan model, its
-//! analytic gradient, and an L-BFGS minimiser (argmin) behind augurs-prophet's [`Optimizer`]
-//! trait.
+//! analytic gradient, and an L-BFGS minimiser (argmin), which the model hands to
+//! augurs-prophet through its `Optimizer` trait.
 //!
 //! augurs-prophet ports Prophet's data preparation, features and prediction, and leaves the
 //! optimiser to a trait; the implementations it ships call Stan (a cmdstan binary or a WASM
@@ -39,8 +39,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use augurs::prophet::optimizer::{
-    Data, Error as OptimizerError, InitialParams, OptimizeOpts, OptimizedParams, Optimizer,
-    TrendIndicator,
+    Data, Error as OptimizerError, InitialParams, OptimizedParams, TrendIndicator,
 };
 
 /// Index of each parameter block in `θ`.
@@ -77,9 +76,24 @@ struct Forward {
 }
 
 impl<'a> Posterior<'a> {
-    /// The objective for `data`; `jacobian` adds σ's log-transform Jacobian as Stan does with
+    /// The objective for `data`, ready to be minimised (with the cross products where the
+    /// mean is linear); `jacobian` adds σ's log-transform Jacobian as Stan does with
     /// `jacobian=true`.
     pub fn new(data: &'a Data, jacobian: bool) -> Self {
+        let mut posterior = Self::for_evaluation(data, jacobian);
+        let linear = matches!(
+            data.trend_indicator,
+            TrendIndicator::Linear | TrendIndicator::Flat
+        );
+        if linear && !posterior.any_multiplicative {
+            posterior.gram = Some(Gram::new(data, &posterior.segment, &posterior.additive));
+        }
+        posterior
+    }
+
+    /// The objective for `data` without the cross products: enough to evaluate it, the trend
+    /// and the parameters at a few points, at O(T) set-up instead of O(T·p²).
+    pub fn for_evaluation(data: &'a Data, jacobian: bool) -> Self {
         let columns = data.K.max(0) as usize;
         let segment: Vec<usize> = data
             .t
@@ -88,14 +102,8 @@ impl<'a> Posterior<'a> {
             .collect();
         let additive: Vec<f64> = data.s_a.iter().map(|&v| f64::from(v)).collect();
         let multiplicative: Vec<f64> = data.s_m.iter().map(|&v| f64::from(v)).collect();
-        let linear = matches!(
-            data.trend_indicator,
-            TrendIndicator::Linear | TrendIndicator::Flat
-        );
-        let gram = (linear && multiplicative.iter().all(|&v| v == 0.0))
-            .then(|| Gram::new(data, &segment, &additive));
         Self {
-            gram,
+            gram: None,
             data,
             columns,
             segment,
@@ -887,30 +895,44 @@ impl Lbfgs {
     }
 }
 
-impl Optimizer for Lbfgs {
-    fn optimize(
+impl Lbfgs {
+    /// Prophet's MAP estimate from augurs' initial values: `θ` in `data`'s column order and
+    /// how the fit went.
+    ///
+    /// The minimiser works on the columns in a canonical order ([`canonical_order`]): augurs'
+    /// order changes from one fit to the next, and the same data should always take the same
+    /// path to the same bits.
+    pub fn fit(
         &self,
-        init: &InitialParams,
         data: &Data,
-        opts: &OptimizeOpts,
-    ) -> Result<OptimizedParams, OptimizerError> {
-        let posterior = Posterior::new(data, opts.jacobian.unwrap_or(false));
-        let start = posterior.pack(init.k, init.m, *init.sigma_obs, &init.delta, &init.beta);
+        jacobian: bool,
+        init: &InitialParams,
+    ) -> Result<(Vec<f64>, MapReport), String> {
+        let order = canonical_order(data);
+        let canonical = permute_columns(data, &order);
+        let posterior = Posterior::new(&canonical, jacobian);
+        let beta = order
+            .iter()
+            .map(|&j| init.beta.get(j).copied())
+            .collect::<Option<Vec<f64>>>()
+            .ok_or("the initial values have fewer coefficients than the data has columns")?;
+        let start = posterior.pack(init.k, init.m, *init.sigma_obs, &init.delta, &beta);
         if start.len() != posterior.dimension() {
-            return Err(OptimizerError::string(format!(
+            return Err(format!(
                 "initial values have {} parameters, the data needs {}",
                 start.len(),
                 posterior.dimension()
-            )));
+            ));
         }
-        let solver = Self {
-            max_iterations: opts.iter.map_or(self.max_iterations, u64::from),
-            memory: opts.history_size.map_or(self.memory, |h| h as usize),
-        };
-        let (theta, _) = solver
-            .minimise(&posterior, start)
-            .map_err(OptimizerError::string)?;
-        unpack(&posterior, &theta)
+        let (canonical_theta, report) = self.minimise(&posterior, start)?;
+        let split = canonical_theta.len() - order.len();
+        let mut theta = canonical_theta[..split].to_vec();
+        let mut beta = vec![0.0; order.len()];
+        for (position, &j) in order.iter().enumerate() {
+            beta[j] = canonical_theta[split + position];
+        }
+        theta.extend(beta);
+        Ok((theta, report))
     }
 }
 

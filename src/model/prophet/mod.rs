@@ -182,6 +182,15 @@ struct History {
 }
 
 impl History {
+    /// The points of `series`, times in seconds.
+    fn of(series: &Series) -> Self {
+        Self {
+            ds: series.timestamps().map(|t| t.div_euclid(1000)).collect(),
+            y: series.values().to_vec(),
+            step: series.step(),
+        }
+    }
+
     /// The times of the observed points, which Prophet scales time by.
     fn observed_seconds(&self) -> Vec<i64> {
         self.ds
@@ -215,6 +224,8 @@ struct FittedProphet {
     /// The divisor augurs applied to `y` (its largest absolute value).
     y_scale: f64,
     fitted: Vec<f64>,
+    /// The seasonalities, events and regressors, by name (for the description).
+    seasonal: Vec<String>,
 }
 
 impl Model for Prophet {
@@ -225,11 +236,7 @@ impl Model for Prophet {
     fn fit(&self, series: &Series, _seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         // Prophet picks its seasonalities from the timestamps (see the module docs); custom
         // periods come from the settings rather than from `seasons`, which are in steps.
-        let history = History {
-            ds: series.timestamps().map(|t| t.div_euclid(1000)).collect(),
-            y: series.values().to_vec(),
-            step: series.step(),
-        };
+        let history = History::of(series);
         check(&self.settings, &history)?;
         let (model, recorded) =
             fit_with(&self.settings, &history, Source::Optimise(Lbfgs::default()))?;
@@ -482,31 +489,13 @@ impl Optimizer for Shared {
         data: &Data,
         opts: &OptimizeOpts,
     ) -> Result<OptimizedParams, OptimizerError> {
-        let posterior = Posterior::new(data, opts.jacobian.unwrap_or(false));
+        let jacobian = opts.jacobian.unwrap_or(false);
         let (theta, report) = match &self.0.source {
-            Source::Optimise(solver) => {
-                // Optimise with the columns in a canonical order (augurs' order changes from
-                // one fit to the next), so that the same data always takes the same path.
-                let order = map::canonical_order(data);
-                let canonical = map::permute_columns(data, &order);
-                let canonical_posterior =
-                    Posterior::new(&canonical, opts.jacobian.unwrap_or(false));
-                let beta: Vec<f64> = order.iter().map(|&j| init.beta[j]).collect();
-                let start =
-                    canonical_posterior.pack(init.k, init.m, *init.sigma_obs, &init.delta, &beta);
-                let (canonical_theta, report) = solver
-                    .minimise(&canonical_posterior, start)
-                    .map_err(OptimizerError::string)?;
-                let split = canonical_theta.len() - order.len();
-                let mut theta = canonical_theta[..split].to_vec();
-                let mut beta = vec![0.0; order.len()];
-                for (position, &j) in order.iter().enumerate() {
-                    beta[j] = canonical_theta[split + position];
-                }
-                theta.extend(beta);
-                (theta, report)
-            }
+            Source::Optimise(solver) => solver
+                .fit(data, jacobian, init)
+                .map_err(OptimizerError::string)?,
             Source::Saved(saved, columns) => {
+                let posterior = Posterior::for_evaluation(data, jacobian);
                 let mismatch = || {
                     OptimizerError::string(format!(
                         "the saved model's {} parameters do not fit the {} this data needs \
@@ -534,7 +523,7 @@ impl Optimizer for Shared {
                 (theta, report)
             }
         };
-        let params = map::unpack(&posterior, &theta)?;
+        let params = map::unpack(&Posterior::for_evaluation(data, jacobian), &theta)?;
         if let Ok(mut slot) = self.0.result.lock() {
             *slot = Some(Recorded {
                 theta,
@@ -571,11 +560,17 @@ impl FittedProphet {
             data,
             y_scale: if y_scale > 0.0 { y_scale } else { 1.0 },
             fitted: Vec::new(),
+            seasonal: Vec::new(),
         };
         let all = PredictionData::new(fitted.state.history.ds.clone());
         let all = fitted.with_inputs(all, 0)?;
         let p = fitted.model.predict(all).map_err(augurs_error)?;
         fitted.fitted = fitted.parts(&p).mean();
+        fitted.seasonal = components(&p)
+            .into_iter()
+            .skip(1) // the trend
+            .map(|c| c.name)
+            .collect();
         Ok(fitted)
     }
 
@@ -653,11 +648,7 @@ impl Fitted for FittedProphet {
             Growth::Logistic { cap } => format!("logistic, cap {cap}"),
             Growth::Flat => "flat".to_string(),
         };
-        let seasonal: Vec<String> = self
-            .components_names()
-            .into_iter()
-            .filter(|n| n != "trend")
-            .collect();
+        let seasonal = &self.seasonal;
         format!(
             "prophet, {growth} trend, {} changepoints, {} ({}), MAP objective {:.4} after {} \
              L-BFGS iterations",
@@ -678,19 +669,6 @@ impl Fitted for FittedProphet {
 
     fn to_state(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(&self.state)
-    }
-}
-
-impl FittedProphet {
-    fn components_names(&self) -> Vec<String> {
-        let ds = self.future_seconds(1);
-        let input = self
-            .with_inputs(PredictionData::new(ds), self.state.history.y.len())
-            .ok();
-        input
-            .and_then(|i| self.model.predict(i).ok())
-            .map(|p| components(&p).into_iter().map(|c| c.name).collect())
-            .unwrap_or_default()
     }
 }
 
@@ -825,11 +803,7 @@ pub fn objectives_at(
     series: &Series,
     other: &ForeignFit,
 ) -> Result<(f64, f64), ModelError> {
-    let history = History {
-        ds: series.timestamps().map(|t| t.div_euclid(1000)).collect(),
-        y: series.values().to_vec(),
-        step: series.step(),
-    };
+    let history = History::of(series);
     check(settings, &history)?;
     let (_, recorded) = fit_with(settings, &history, Source::Optimise(Lbfgs::default()))?;
     let data = &recorded.data;
@@ -855,7 +829,7 @@ pub fn objectives_at(
         used[c] = true;
         beta.push(other.beta[c].value);
     }
-    let posterior = Posterior::new(data, false);
+    let posterior = Posterior::for_evaluation(data, false);
     let theirs = posterior.pack(other.k, other.m, other.sigma_obs, &other.delta, &beta);
     if theirs.len() != posterior.dimension() {
         return Err(failed(format!(

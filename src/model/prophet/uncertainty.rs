@@ -81,7 +81,7 @@ impl Simulation<'_> {
         };
         let span = (last - first).max(1) as f64;
         let t: Vec<f64> = future.iter().map(|&d| (d - first) as f64 / span).collect();
-        let posterior = Posterior::new(self.data, false);
+        let posterior = Posterior::for_evaluation(self.data, false);
         let (k, m, sigma, delta) = posterior.trend_parameters(self.theta);
         let changepoints = &self.data.t_change;
         let noise = Normal::new(0.0, sigma).map_err(|e| failed(e.to_string()))?;
