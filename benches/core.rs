@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the hot paths: loading, series preparation, and fit / predict of
-//! every model.
+//! every model (the LSTM's inference: `lstm fit` reads the last window, `lstm predict` runs
+//! the network).
 //!
 //! Run with `cargo bench --bench core`. Numbers are machine-dependent: compare runs on one
 //! machine, never against figures in prose.

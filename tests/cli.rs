@@ -332,3 +332,83 @@ fn prophet_flags_reach_the_model() {
     );
     assert!(err.contains("need --model prophet"), "{err}");
 }
+
+#[test]
+fn train_saves_a_network_that_forecast_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("hourly.csv");
+    let mut text = String::from("timestamp,value\n");
+    for t in 0..24 * 20 {
+        let day = std::f64::consts::TAU * (t % 24) as f64 / 24.0;
+        text += &format!(
+            "{},{:.3}\n",
+            1_700_000_000 + t * 3600,
+            100.0 + 30.0 * day.sin()
+        );
+    }
+    std::fs::write(&csv, text).unwrap();
+    let network = dir.path().join("models/tiny");
+    let out = prescale()
+        .args(["train", "--model", "lstm", "--input"])
+        .arg(&csv)
+        .args([
+            "--window",
+            "48",
+            "--horizon",
+            "24",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+        ])
+        .args(["--windows-per-epoch", "128", "--batch", "32", "--output"])
+        .arg(&network)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Without a terminal the progress bar is hidden and each epoch is a line.
+    assert!(stderr.contains("epoch 3/3: train loss"), "{stderr}");
+    assert!(network.join("config.json").is_file() && network.join("weights.safetensors").is_file());
+    let config = std::fs::read_to_string(network.join("config.json")).unwrap();
+    assert!(
+        config.contains("\"command\": \"prescale train --model lstm"),
+        "{config}"
+    );
+
+    let forecast = stdout_of(
+        prescale()
+            .args([
+                "forecast",
+                "--horizon",
+                "30",
+                "--level",
+                "95",
+                "--model-file",
+            ])
+            .arg(&network)
+            .arg("--input")
+            .arg(&csv),
+    );
+    let lines: Vec<&str> = forecast.lines().collect();
+    assert_eq!(lines[0], "timestamp,mean,lower_95,upper_95");
+    assert_eq!(lines.len(), 31);
+
+    let err = failure_of(
+        prescale()
+            .args(["train", "--model", "ets", "--input"])
+            .arg(&csv)
+            .arg("--output")
+            .arg(dir.path().join("ets")),
+    );
+    assert!(err.contains("only the lstm model is trained"), "{err}");
+    std::fs::write(network.join("weights.safetensors"), b"not weights").unwrap();
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--horizon", "3", "--model-file"])
+            .arg(&network)
+            .arg("--input")
+            .arg(&csv),
+    );
+    assert!(err.contains("not a loadable LSTM model folder"), "{err}");
+}

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use crate::eval::m4;
 use crate::model::auto::{Auto, Combine};
+use crate::model::lstm::{Lstm, Network};
 use crate::model::{self, Floor};
 
 /// Flags of `prescale bench`.
@@ -46,6 +47,11 @@ struct M4Args {
     /// `inverse-error`.
     #[arg(long, value_name = "HOW", default_value = "best")]
     combine: Combine,
+
+    /// A network folder from `prescale train` for the `lstm` row [default: the bundled
+    /// network for the series' step].
+    #[arg(long, value_name = "DIR")]
+    network: Option<PathBuf>,
 }
 
 /// Runs `prescale bench`.
@@ -69,6 +75,9 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
                     combine: args.combine,
                     ..Auto::default()
                 }));
+            }
+            if let (true, Some(dir)) = (n == "lstm", &args.network) {
+                return Ok(Box::new(Lstm::with_network(Network::load(dir)?)));
             }
             Ok(model::by_name(n)?)
         })

@@ -7,7 +7,8 @@ use clap::Args;
 use polars::prelude::{Column, DataFrame};
 
 use crate::forecast::Forecast;
-use crate::model::{self, FittedModel};
+use crate::model::lstm::{Lstm, Network};
+use crate::model::{self, FittedModel, Model};
 use crate::series::Series;
 use crate::source::table::{write_csv, write_table};
 
@@ -38,14 +39,24 @@ pub struct ForecastArgs {
     #[arg(long, value_name = "PATH")]
     save_model: Option<PathBuf>,
 
-    /// Forecast from a model saved with --save-model instead of fitting; no input needed.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["input", "prometheus", "save_model"])]
+    /// A model file saved with --save-model (forecasts its own series; no input), or a
+    /// trained network folder from `prescale train` (forecasts the input series).
+    #[arg(long, value_name = "PATH")]
     model_file: Option<PathBuf>,
 }
 
 /// Runs `prescale forecast`.
 pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.model_file {
+    let network = match &args.model_file {
+        Some(dir) if dir.is_dir() => Some(Lstm::with_network(Network::load(dir)?)),
+        _ => None,
+    };
+    if let (Some(path), None) = (&args.model_file, &network) {
+        anyhow::ensure!(
+            args.input.input.is_empty() && args.input.prometheus.is_none() && args.save_model.is_none(),
+            "{} is a fitted model: it forecasts the series it was fitted on, so --input, --prometheus and --save-model do not apply (a folder from `prescale train` takes input)",
+            path.display()
+        );
         let fitted = FittedModel::load(path)?;
         eprintln!("{}: {}", path.display(), fitted.describe());
         let mut table = fitted
@@ -57,7 +68,10 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
         args.model == "prophet" || !args.fit.prophet.any(),
         "the Prophet flags (--growth, --add-seasonality, --events, ...) need --model prophet"
     );
-    let model = args.fit.model(&args.model)?;
+    let model: Box<dyn Model> = match network {
+        Some(lstm) => Box::new(lstm),
+        None => args.fit.model(&args.model)?,
+    };
     let all = args.input.load()?;
     anyhow::ensure!(
         args.save_model.is_none() || all.len() == 1,
@@ -69,7 +83,7 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
     for series in &all {
         let seasons = args.fit.seasons_for(series);
         let fitted = model::fit_floored(model.as_ref(), series, &seasons, args.fit.floor)
-            .with_context(|| format!("fitting {} on {}", args.model, series.labels()))?;
+            .with_context(|| format!("fitting {} on {}", model.name(), series.labels()))?;
         let forecast = fitted.predict(args.horizon, args.fit.levels())?;
         if let Some(path) = &args.save_model {
             fitted.save(path)?;

@@ -8,6 +8,7 @@ mod forecast;
 mod prophet_args;
 mod report;
 mod simulate;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,8 @@ enum Command {
     /// Rolling-origin backtest: refit each model at the last K origins of each series and
     /// score the forecasts (MAE, RMSE, sMAPE, MASE, interval coverage and MSIS).
     Backtest(Box<backtest::BacktestArgs>),
+    /// Train a global model (the LSTM) on many series and save it to a folder.
+    Train(Box<train::TrainArgs>),
     /// Published benchmarks (M4 hourly), scored as their organisers scored them.
     Bench(bench::BenchArgs),
     /// Replay a load trace under the reactive HPA (autoscaling/v2 default behavior),
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Forecast(args) => forecast::run(*args),
         Command::Backtest(args) => backtest::run(*args),
+        Command::Train(args) => train::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(*args),
         Command::Report(args) => report::run(*args),

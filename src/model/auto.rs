@@ -15,8 +15,12 @@
 //!   σ), and the final interval at level `L` is the forecast ± the `L`-quantile of those
 //!   ratios times the spread. This makes the coverage of the chosen or combined forecast match
 //!   what it achieved on the windows, whether the candidates' own intervals were too narrow
-//!   or too wide.
+//!   or too wide. Because the windows also made the choice, the winner's scores there are
+//!   flattering; the scores are therefore also cross-fitted (each window scored with the
+//!   choice the other windows make) and the intervals take the wider of the two quantiles.
 //! - The final forecast refits the chosen candidates on the whole history.
+//! - `lstm` takes part where a bundled network was trained on the series' step (hourly and
+//!   30-minute data); elsewhere it is dropped like any candidate that cannot fit.
 //!
 //! Saving stores each kept candidate's own state with its weight, and the calibration.
 
@@ -77,7 +81,7 @@ pub struct Auto {
 impl Default for Auto {
     fn default() -> Self {
         Self {
-            candidates: vec!["ets", "mstl", "theta", "arima", "prophet"],
+            candidates: vec!["ets", "mstl", "theta", "arima", "prophet", "lstm"],
             windows: 2,
             horizon: None,
             combine: Combine::Best,
@@ -93,6 +97,8 @@ struct Validated {
     name: &'static str,
     /// Mean MASE over the windows.
     error: f64,
+    /// MASE per window (`NaN` where a window could not be scored).
+    window_errors: Vec<f64>,
     /// Window forecasts: mean and the spread level's half-widths per step.
     windows: Vec<(Vec<f64>, Vec<f64>)>,
 }
@@ -111,6 +117,10 @@ struct AutoState {
     members: Vec<Member>,
     /// Sorted |error| / σ over the validation window steps.
     scores: Vec<f64>,
+    /// The same, cross-fitted (each window scored with the other windows' choice); empty
+    /// with one window and in files from before it existed.
+    #[serde(default)]
+    cross_scores: Vec<f64>,
     /// Candidates that could not be validated.
     dropped: Vec<String>,
 }
@@ -154,10 +164,14 @@ impl Model for Auto {
                 message: format!("no candidate could be validated ({})", dropped.join(", ")),
             });
         }
-        let weights = weights(self.combine, &validated);
-        // Conformal scores of the combined window forecasts.
-        let mut scores = Vec::new();
-        for (w, &origin) in origins.iter().enumerate() {
+        let errors: Vec<f64> = validated.iter().map(|v| v.error).collect();
+        let weights = weights(self.combine, &errors);
+        // Conformal scores of the combined window forecasts, twice: with the final weights
+        // (the choice scored on the windows that made it, which flatters a lucky winner), and
+        // cross-fitted, each window combined with the weights the *other* windows give (which
+        // can mix in a model whose spreads are scaled differently). Intervals take the wider
+        // of the two, so neither bias makes them cover too little.
+        let window_scores = |w: usize, weights: &[f64]| -> Vec<f64> {
             let means: Vec<&[f64]> = validated
                 .iter()
                 .map(|v| v.windows[w].0.as_slice())
@@ -166,17 +180,32 @@ impl Model for Auto {
                 .iter()
                 .map(|v| v.windows[w].1.as_slice())
                 .collect();
-            let mean = combine(self.combine, &weights, &means);
-            let spread = combine(self.combine, &weights, &spreads);
-            let actual = &series.values()[origin..origin + horizon];
+            let mean = combine(self.combine, weights, &means);
+            let spread = combine(self.combine, weights, &spreads);
+            let actual = &series.values()[origins[w]..origins[w] + horizon];
             let sigma_of = |half: f64| half / normal_quantile(SPREAD_LEVEL);
-            for ((a, f), s) in actual.iter().zip(&mean).zip(&spread) {
-                if a.is_finite() && f.is_finite() {
-                    scores.push((a - f).abs() / sigma_of(*s).max(f64::MIN_POSITIVE));
-                }
+            actual
+                .iter()
+                .zip(&mean)
+                .zip(&spread)
+                .filter(|((a, f), _)| a.is_finite() && f.is_finite())
+                .map(|((a, f), s)| (a - f).abs() / sigma_of(*s).max(f64::MIN_POSITIVE))
+                .collect()
+        };
+        let mut scores = Vec::new();
+        let mut cross_scores = Vec::new();
+        for w in 0..origins.len() {
+            scores.extend(window_scores(w, &weights));
+            if self.windows > 1 {
+                let held_out: Vec<f64> = validated
+                    .iter()
+                    .map(|v| mean_error(&v.window_errors, Some(w)))
+                    .collect();
+                cross_scores.extend(window_scores(w, &self::weights(self.combine, &held_out)));
             }
         }
         scores.sort_by(f64::total_cmp);
+        cross_scores.sort_by(f64::total_cmp);
         let mut members = Vec::new();
         let mut fitted = Vec::new();
         for (v, w) in validated.iter().zip(&weights) {
@@ -200,6 +229,7 @@ impl Model for Auto {
             combine: self.combine,
             members,
             scores,
+            cross_scores,
             dropped,
         };
         // Keep every validated candidate's error for the description.
@@ -259,56 +289,70 @@ fn validate(
             .filter(|v| v.is_finite())
             .collect();
         let scale = crate::eval::metrics::seasonal_scale(&observed, period);
-        if count > 0 && scale > 0.0 && scale.is_finite() {
-            errors.push(sum / count as f64 / scale);
-        }
+        let error = if count > 0 && scale > 0.0 && scale.is_finite() {
+            sum / count as f64 / scale
+        } else {
+            f64::NAN
+        };
+        errors.push(error);
         if !p.mean.iter().all(|v| v.is_finite()) {
             return None;
         }
         windows.push((p.mean, half));
     }
-    let error = if errors.is_empty() {
-        f64::INFINITY
-    } else {
-        errors.iter().sum::<f64>() / errors.len() as f64
-    };
     Some(Validated {
         name,
-        error,
+        error: mean_error(&errors, None),
+        window_errors: errors,
         windows,
     })
 }
 
-/// Each validated candidate's weight in the combination.
-fn weights(how: Combine, validated: &[Validated]) -> Vec<f64> {
+/// The mean of the scored window errors, leaving out window `except`; infinite when none
+/// is left.
+fn mean_error(errors: &[f64], except: Option<usize>) -> f64 {
+    let kept: Vec<f64> = errors
+        .iter()
+        .enumerate()
+        .filter(|(w, e)| Some(*w) != except && e.is_finite())
+        .map(|(_, e)| *e)
+        .collect();
+    if kept.is_empty() {
+        f64::INFINITY
+    } else {
+        kept.iter().sum::<f64>() / kept.len() as f64
+    }
+}
+
+/// Each candidate's weight in the combination, from its validation `errors`.
+fn weights(how: Combine, errors: &[f64]) -> Vec<f64> {
+    let n = errors.len();
     match how {
         Combine::Best => {
-            let best = validated
+            let best = errors
                 .iter()
                 .enumerate()
-                .min_by(|a, b| a.1.error.total_cmp(&b.1.error))
+                .min_by(|a, b| a.1.total_cmp(b.1))
                 .map_or(0, |(i, _)| i);
-            (0..validated.len())
-                .map(|i| if i == best { 1.0 } else { 0.0 })
-                .collect()
+            (0..n).map(|i| if i == best { 1.0 } else { 0.0 }).collect()
         }
         Combine::Top(k) => {
-            let mut order: Vec<usize> = (0..validated.len()).collect();
-            order.sort_by(|&a, &b| validated[a].error.total_cmp(&validated[b].error));
-            let k = k.min(validated.len());
-            let mut w = vec![0.0; validated.len()];
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| errors[a].total_cmp(&errors[b]));
+            let k = k.min(n);
+            let mut w = vec![0.0; n];
             for &i in &order[..k] {
                 w[i] = 1.0 / k as f64;
             }
             w
         }
-        Combine::Median => vec![1.0; validated.len()],
+        Combine::Median => vec![1.0; n],
         Combine::InverseError => {
-            let inverse: Vec<f64> = validated
+            let inverse: Vec<f64> = errors
                 .iter()
-                .map(|v| {
-                    if v.error.is_finite() && v.error > 0.0 {
-                        1.0 / v.error
+                .map(|e| {
+                    if e.is_finite() && *e > 0.0 {
+                        1.0 / e
                     } else {
                         0.0
                     }
@@ -318,7 +362,7 @@ fn weights(how: Combine, validated: &[Validated]) -> Vec<f64> {
             if total > 0.0 {
                 inverse.iter().map(|w| w / total).collect()
             } else {
-                vec![1.0 / validated.len() as f64; validated.len()]
+                vec![1.0 / n as f64; n]
             }
         }
     }
@@ -409,7 +453,8 @@ impl Fitted for FittedAuto {
         let intervals = levels
             .iter()
             .map(|&level| {
-                let q = conformal_quantile(&self.state.scores, level / 100.0);
+                let q = conformal_quantile(&self.state.scores, level / 100.0)
+                    .max(conformal_quantile(&self.state.cross_scores, level / 100.0));
                 let (lower, upper) = mean
                     .iter()
                     .zip(&sigma)
@@ -515,15 +560,19 @@ mod tests {
 
     #[test]
     fn top_k_weights_the_k_lowest_errors_equally() {
-        let v = |name, error| Validated {
-            name,
-            error,
-            windows: Vec::new(),
-        };
-        let validated = [v("a", 0.9), v("b", 0.5), v("c", 0.7), v("d", f64::INFINITY)];
-        assert_eq!(weights(Combine::Top(2), &validated), [0.0, 0.5, 0.5, 0.0]);
-        assert_eq!(weights(Combine::Best, &validated), [0.0, 1.0, 0.0, 0.0]);
-        assert_eq!(weights(Combine::Top(9), &validated), [0.25; 4]);
+        let errors = [0.9, 0.5, 0.7, f64::INFINITY];
+        assert_eq!(weights(Combine::Top(2), &errors), [0.0, 0.5, 0.5, 0.0]);
+        assert_eq!(weights(Combine::Best, &errors), [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(weights(Combine::Top(9), &errors), [0.25; 4]);
+    }
+
+    #[test]
+    fn held_out_errors_leave_one_window_out_and_skip_unscored_ones() {
+        let errors = [1.0, f64::NAN, 3.0];
+        assert_eq!(mean_error(&errors, None), 2.0);
+        assert_eq!(mean_error(&errors, Some(0)), 3.0);
+        assert_eq!(mean_error(&errors, Some(2)), 1.0);
+        assert_eq!(mean_error(&[f64::NAN, 2.0], Some(1)), f64::INFINITY);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod auto;
 pub mod decompose;
 pub mod ets;
 pub mod file;
+pub mod lstm;
 pub mod mstl;
 pub mod naive;
 mod prepare;

@@ -3,6 +3,7 @@
 use super::arima::{self, Arima};
 use super::auto::{self, Auto};
 use super::ets::{self, Ets};
+use super::lstm::{self, Lstm};
 use super::mstl::{self, Mstl};
 use super::naive::{self, SeasonalNaive};
 use super::prophet::{self, Prophet};
@@ -58,6 +59,11 @@ const MODELS: &[Entry] = &[
         name: "prophet",
         make: || Box::new(Prophet::default()),
         load: prophet::load,
+    },
+    Entry {
+        name: "lstm",
+        make: || Box::new(Lstm::default()),
+        load: lstm::load,
     },
     Entry {
         name: "auto",

@@ -15,6 +15,14 @@ pub fn format_millis(t: Millis) -> String {
     }
 }
 
+/// Formats a step as a short duration (`1h`, `30m`, `5m`, `1h 30m`); non-positive steps as ms.
+pub fn format_step(step: Millis) -> String {
+    if step <= 0 {
+        return format!("{step}ms");
+    }
+    humantime::format_duration(std::time::Duration::from_millis(step as u64)).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,5 +31,7 @@ mod tests {
     fn formats_as_utc_rfc3339() {
         assert_eq!(format_millis(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_millis(1_500), "1970-01-01T00:00:01.500Z");
+        assert_eq!(format_step(3_600_000), "1h");
+        assert_eq!(format_step(1_800_000), "30m");
     }
 }

@@ -1,0 +1,418 @@
+//! The network: stacked LSTM layers over patches of the scaled window, a linear head that
+//! emits every horizon step's quantiles at once, and a linear skip from the window to the
+//! median. Saved as `config.json` plus `weights.safetensors` in one folder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::{Linear, Module, VarBuilder, VarMap, LSTM, RNN};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::features::CALENDAR_FEATURES;
+use super::LstmError;
+use crate::series::Millis;
+
+/// The format tag of a network's `config.json`.
+pub const FORMAT: &str = "prescale-lstm";
+/// The config version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// The config file inside a network folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// The weights file inside a network folder.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// The shape of a network and what it was trained on: everything needed to rebuild it
+/// around its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`] for files this build writes.
+    pub version: u32,
+    /// Steps of history the network reads.
+    pub input_steps: usize,
+    /// Steps per LSTM time step; `input_steps` is a whole number of patches.
+    pub patch: usize,
+    /// Steps predicted at once.
+    pub horizon: usize,
+    /// LSTM hidden units per layer.
+    pub hidden: usize,
+    /// Stacked LSTM layers.
+    pub layers: usize,
+    /// Quantile levels of the outputs, ascending, with 0.5 among them.
+    pub quantiles: Vec<f64>,
+    /// Whether each patch carries hour-of-day and day-of-week features.
+    pub calendar: bool,
+    /// The step of the training series, ms: the network only forecasts series on this step.
+    pub step: Millis,
+    /// Per-quantile factors on the distance from the median, fitted on the validation
+    /// windows so the intervals cover what they claim (1 for the median).
+    pub calibration: Vec<f64>,
+    /// How it was trained.
+    pub training: TrainingRecord,
+}
+
+/// What a training run did, kept in the config for the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainingRecord {
+    /// Series trained on.
+    pub series: usize,
+    /// Epochs run (including the ones after the best, before early stopping).
+    pub epochs: usize,
+    /// The epoch whose weights were kept (1-based).
+    pub best_epoch: usize,
+    /// Mean pinball loss on the validation windows at the best epoch (scaled units).
+    pub validation_loss: f64,
+    /// Validation windows.
+    pub validation_windows: usize,
+    /// Seed of the initial weights and of the window sampling.
+    pub seed: u64,
+    /// Wall-clock seconds of training.
+    pub seconds: f64,
+    /// The command line that produced it, when known.
+    #[serde(default)]
+    pub command: String,
+}
+
+impl Config {
+    /// Features per LSTM time step.
+    pub fn features(&self) -> usize {
+        self.patch + if self.calendar { CALENDAR_FEATURES } else { 0 }
+    }
+
+    /// Index of the median among the quantiles.
+    pub fn median(&self) -> usize {
+        self.quantiles
+            .iter()
+            .position(|&q| q == 0.5)
+            .unwrap_or(self.quantiles.len() / 2)
+    }
+
+    /// Checks that the numbers fit together.
+    pub fn check(&self) -> Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!("format tag {:?}, expected {FORMAT:?}", self.format));
+        }
+        if self.version != VERSION {
+            return Err(format!(
+                "config version {}, this build reads version {VERSION}; retrain with this build",
+                self.version
+            ));
+        }
+        if self.patch == 0 || self.input_steps == 0 || self.input_steps % self.patch != 0 {
+            return Err(format!(
+                "input_steps {} is not a positive multiple of patch {}",
+                self.input_steps, self.patch
+            ));
+        }
+        if self.horizon == 0 || self.hidden == 0 || self.layers == 0 || self.step <= 0 {
+            return Err("horizon, hidden, layers and step must be positive".into());
+        }
+        let ascending = self.quantiles.windows(2).all(|w| w[0] < w[1]);
+        let inside = self.quantiles.iter().all(|q| *q > 0.0 && *q < 1.0);
+        if !ascending || !inside || !self.quantiles.contains(&0.5) {
+            return Err(format!(
+                "quantiles {:?} must ascend strictly inside (0, 1) and include 0.5",
+                self.quantiles
+            ));
+        }
+        if self.calibration.len() != self.quantiles.len()
+            || self
+                .calibration
+                .iter()
+                .any(|c| !(c.is_finite() && *c > 0.0))
+        {
+            return Err("calibration needs one positive factor per quantile".into());
+        }
+        Ok(())
+    }
+}
+
+/// A network with its weights.
+pub struct Network {
+    config: Config,
+    varmap: VarMap,
+    layers: Vec<LSTM>,
+    head: Linear,
+    skip: Linear,
+    /// `(Q, Q)`: turns the positive gaps between neighbouring quantiles into offsets from the
+    /// median (+ above it, - below), so outputs can never cross.
+    offsets: Tensor,
+    /// `(Q,)` quantile levels, for the loss.
+    taus: Tensor,
+    device: Device,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// A new network with weights drawn from `seed` (PyTorch's LSTM and linear initialisation:
+    /// uniform in +-1/sqrt(fan-in)). candle's CPU generator cannot be seeded, so the weights
+    /// are drawn here and handed to candle.
+    pub fn init(config: Config, seed: u64, device: &Device) -> Result<Network, LstmError> {
+        config.check().map_err(LstmError::Config)?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut tensors = HashMap::new();
+        for (name, shape) in parameter_shapes(&config) {
+            let fan_in = if name.starts_with("lstm") || name.starts_with("head") {
+                config.hidden
+            } else {
+                config.input_steps
+            };
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            let count: usize = shape.iter().product();
+            let values: Vec<f32> = (0..count).map(|_| rng.gen_range(-bound..bound)).collect();
+            tensors.insert(name, Tensor::from_vec(values, shape, device)?);
+        }
+        Network::from_tensors(config, tensors, device)
+    }
+
+    /// Rebuilds a network from named weights, checking every name and shape.
+    fn from_tensors(
+        config: Config,
+        mut tensors: HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Network, LstmError> {
+        config.check().map_err(LstmError::Config)?;
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap
+                .data()
+                .lock()
+                .map_err(|_| LstmError::Config("weight map lock poisoned".into()))?;
+            for (name, shape) in parameter_shapes(&config) {
+                let tensor = tensors
+                    .remove(&name)
+                    .ok_or_else(|| LstmError::Mismatch(format!("weight {name} is missing")))?;
+                if tensor.dims() != shape.as_slice() {
+                    return Err(LstmError::Mismatch(format!(
+                        "weight {name} has shape {:?}, the config implies {shape:?}",
+                        tensor.dims()
+                    )));
+                }
+                let tensor = tensor.to_dtype(DType::F32)?.to_device(device)?;
+                data.insert(name, Var::from_tensor(&tensor)?);
+            }
+            if let Some(extra) = tensors.keys().next() {
+                return Err(LstmError::Mismatch(format!(
+                    "weight {extra} is not part of this network"
+                )));
+            }
+        }
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let mut layers = Vec::with_capacity(config.layers);
+        for l in 0..config.layers {
+            let input = if l == 0 {
+                config.features()
+            } else {
+                config.hidden
+            };
+            layers.push(candle_nn::lstm(
+                input,
+                config.hidden,
+                candle_nn::LSTMConfig::default(),
+                vb.pp(format!("lstm{l}")),
+            )?);
+        }
+        let q = config.quantiles.len();
+        let head = candle_nn::linear(config.hidden, config.horizon * q, vb.pp("head"))?;
+        let skip = candle_nn::linear(config.input_steps, config.horizon, vb.pp("skip"))?;
+        let m = config.median();
+        let mut offsets = vec![0f32; q * q];
+        for j in 0..q {
+            for k in 0..q {
+                offsets[j * q + k] = if m < j && j <= k {
+                    1.0
+                } else if k <= j && j < m {
+                    -1.0
+                } else {
+                    0.0
+                };
+            }
+        }
+        let offsets = Tensor::from_vec(offsets, (q, q), device)?;
+        let taus: Vec<f32> = config.quantiles.iter().map(|&t| t as f32).collect();
+        let taus = Tensor::from_vec(taus, q, device)?;
+        Ok(Network {
+            config,
+            varmap,
+            layers,
+            head,
+            skip,
+            offsets,
+            taus,
+            device: device.clone(),
+        })
+    }
+
+    /// The network's config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Mutable access to the config, for the trainer's record and calibration.
+    pub(super) fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Notes the command line that trained the network, for the saved config.
+    pub fn record_command(&mut self, command: String) {
+        self.config.training.command = command;
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The trainable variables.
+    pub(super) fn vars(&self) -> Vec<Var> {
+        self.varmap.all_vars()
+    }
+
+    /// Copies of the current weights, by name.
+    pub(super) fn snapshot(&self) -> Result<HashMap<String, Tensor>, LstmError> {
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| LstmError::Config("weight map lock poisoned".into()))?;
+        data.iter()
+            .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// Puts back weights taken with [`Network::snapshot`].
+    pub(super) fn restore(&self, weights: &HashMap<String, Tensor>) -> Result<(), LstmError> {
+        let data = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| LstmError::Config("weight map lock poisoned".into()))?;
+        for (name, var) in data.iter() {
+            if let Some(t) = weights.get(name) {
+                var.set(t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Quantile forecasts in scaled units, `(batch, horizon, quantiles)`, from inputs of shape
+    /// `(batch, patches, features)`; `window` is the scaled window flattened,
+    /// `(batch, input_steps)`, for the linear skip to the median.
+    pub fn forward(&self, input: &Tensor, window: &Tensor) -> Result<Tensor, LstmError> {
+        let mut x = input.clone();
+        let mut last = None;
+        for layer in &self.layers {
+            let states = layer.seq(&x)?;
+            last = states.last().map(|s| s.h().clone());
+            x = layer.states_to_tensor(&states)?;
+        }
+        let h = last.ok_or_else(|| LstmError::Config("the window has no patches".into()))?;
+        let batch = h.dim(0)?;
+        let (horizon, q) = (self.config.horizon, self.config.quantiles.len());
+        let raw = self.head.forward(&h)?.reshape((batch, horizon, q))?;
+        let m = self.config.median();
+        let median = (raw.narrow(D::Minus1, m, 1)? + self.skip.forward(window)?.unsqueeze(2)?)?;
+        let gaps = softplus(&raw)?;
+        Ok(median.broadcast_add(&gaps.broadcast_matmul(&self.offsets)?)?)
+    }
+
+    /// Mean pinball loss of quantile forecasts `(batch, horizon, Q)` against `target`
+    /// `(batch, horizon)`.
+    pub fn pinball(&self, forecast: &Tensor, target: &Tensor) -> Result<Tensor, LstmError> {
+        let diff = target.unsqueeze(2)?.broadcast_sub(forecast)?;
+        let above = diff.relu()?.broadcast_mul(&self.taus)?;
+        let below = diff.neg()?.relu()?.broadcast_mul(&(1.0 - &self.taus)?)?;
+        Ok((above + below)?.mean_all()?)
+    }
+
+    /// Writes `config.json` and `weights.safetensors` into `dir` (created if needed).
+    pub fn save(&self, dir: &Path) -> Result<(), LstmError> {
+        let io = |path: PathBuf| move |source| LstmError::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        let config = serde_json::to_string_pretty(&self.config)
+            .map_err(|e| LstmError::Config(e.to_string()))?;
+        let config_path = dir.join(CONFIG_FILE);
+        std::fs::write(&config_path, config).map_err(io(config_path.clone()))?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        std::fs::write(&weights_path, self.weights_bytes()?).map_err(io(weights_path.clone()))
+    }
+
+    /// The weights in safetensors format.
+    pub fn weights_bytes(&self) -> Result<Vec<u8>, LstmError> {
+        let weights = self.snapshot()?;
+        let mut named: Vec<(&String, &Tensor)> = weights.iter().collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        safetensors::tensor::serialize(named, None)
+            .map_err(|e| LstmError::Config(format!("serialising the weights: {e}")))
+    }
+
+    /// Reads a network folder written by [`Network::save`].
+    pub fn load(dir: &Path) -> Result<Network, LstmError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| LstmError::Io { path, source })
+        };
+        let config = read(CONFIG_FILE)?;
+        let weights = read(WEIGHTS_FILE)?;
+        Network::from_bytes(&config, &weights).map_err(|e| LstmError::File {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Rebuilds a network from the bytes of its config and weights files, on the CPU.
+    pub fn from_bytes(config: &[u8], weights: &[u8]) -> Result<Network, LstmError> {
+        let config: Config = serde_json::from_slice(config)
+            .map_err(|e| LstmError::Config(format!("config.json does not parse: {e}")))?;
+        config.check().map_err(LstmError::Config)?;
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load_buffer(weights, &device).map_err(|e| {
+            LstmError::Mismatch(format!(
+                "the weights are not a readable safetensors file: {e}"
+            ))
+        })?;
+        Network::from_tensors(config, tensors, &device)
+    }
+
+    /// The same network on another device (to train on a GPU and save from the CPU).
+    pub fn to_device(&self, device: &Device) -> Result<Network, LstmError> {
+        Network::from_tensors(self.config.clone(), self.snapshot()?, device)
+    }
+}
+
+/// `log(1 + e^x)`, written to stay finite for large `x`: `max(x, 0) + log(1 + e^-|x|)`.
+fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+/// Every weight's name and shape, as candle's layers name them.
+fn parameter_shapes(config: &Config) -> Vec<(String, Vec<usize>)> {
+    let (h, q) = (config.hidden, config.quantiles.len());
+    let mut shapes = Vec::new();
+    for l in 0..config.layers {
+        let input = if l == 0 { config.features() } else { h };
+        shapes.push((format!("lstm{l}.weight_ih_l0"), vec![4 * h, input]));
+        shapes.push((format!("lstm{l}.weight_hh_l0"), vec![4 * h, h]));
+        shapes.push((format!("lstm{l}.bias_ih_l0"), vec![4 * h]));
+        shapes.push((format!("lstm{l}.bias_hh_l0"), vec![4 * h]));
+    }
+    shapes.push(("head.weight".into(), vec![config.horizon * q, h]));
+    shapes.push(("head.bias".into(), vec![config.horizon * q]));
+    shapes.push((
+        "skip.weight".into(),
+        vec![config.horizon, config.input_steps],
+    ));
+    shapes.push(("skip.bias".into(), vec![config.horizon]));
+    shapes
+}
