@@ -416,3 +416,67 @@ fn parameter_shapes(config: &Config) -> Vec<(String, Vec<usize>)> {
     shapes.push(("skip.bias".into(), vec![config.horizon]));
     shapes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config(calendar: bool) -> Config {
+        Config {
+            format: FORMAT.into(),
+            version: VERSION,
+            input_steps: 12,
+            patch: 4,
+            horizon: 5,
+            hidden: 6,
+            layers: 2,
+            quantiles: vec![0.05, 0.25, 0.5, 0.75, 0.95],
+            calendar,
+            step: 3_600_000,
+            calibration: vec![1.0; 5],
+            training: TrainingRecord::default(),
+        }
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        let mut c = config(false);
+        c.input_steps = 10;
+        assert!(c.check().unwrap_err().contains("multiple of patch"));
+        let mut c = config(false);
+        c.quantiles = vec![0.1, 0.9, 0.95, 0.99, 0.999];
+        assert!(c.check().unwrap_err().contains("include 0.5"));
+        let mut c = config(false);
+        c.calibration = vec![1.0; 4];
+        assert!(c.check().unwrap_err().contains("one positive factor"));
+        assert!(Network::init(c, 0, &Device::Cpu).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+        /// Whatever the weights and the input, the quantile outputs ascend.
+        #[test]
+        fn quantiles_never_cross(
+            seed in 0u64..1_000,
+            calendar in any::<bool>(),
+            values in prop::collection::vec(-50.0f32..50.0, 2 * 12),
+        ) {
+            let c = config(calendar);
+            let features = c.features();
+            let network = Network::init(c, seed, &Device::Cpu).unwrap();
+            let mut input = Vec::new();
+            for row in values.chunks(4) {
+                input.extend_from_slice(row);
+                input.extend(std::iter::repeat_n(0.5f32, features - 4));
+            }
+            let input = Tensor::from_vec(input, (2, 3, features), &Device::Cpu).unwrap();
+            let window = Tensor::from_vec(values, (2, 12), &Device::Cpu).unwrap();
+            let out = network.forward(&input, &window).unwrap().to_vec3::<f32>().unwrap();
+            for step in out.iter().flatten() {
+                prop_assert!(step.windows(2).all(|q| q[0] <= q[1]), "{:?}", step);
+            }
+        }
+    }
+}
