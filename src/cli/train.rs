@@ -60,7 +60,8 @@ pub struct TrainArgs {
     calendar: bool,
 
     /// The last steps of each series held out for validation and early stopping
-    /// [default: the horizon].
+    /// [default: two horizons; more validation windows made early stopping and the
+    /// calibration steadier on M4 and on the taxi series].
     #[arg(long, value_name = "STEPS")]
     validation_steps: Option<usize>,
 
@@ -119,7 +120,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         layers: args.layers,
         quantiles: args.quantiles.clone(),
         calendar: args.calendar,
-        validation_steps: args.validation_steps.unwrap_or(horizon),
+        validation_steps: args.validation_steps.unwrap_or(2 * horizon),
         max_epochs: args.epochs,
         patience: args.patience,
         batch: args.batch,

@@ -70,7 +70,7 @@ impl Default for TrainSettings {
             layers: 1,
             quantiles: DEFAULT_QUANTILES.to_vec(),
             calendar: false,
-            validation_steps: 48,
+            validation_steps: 96,
             max_epochs: 60,
             patience: 10,
             batch: 256,
