@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::Device;
 use prescale::eval::{m4, metrics};
-use prescale::model::lstm::{self, Lstm, LstmError, Network, TrainSettings};
+use prescale::model::lstm::{self, Lstm, LstmError, Network, Shape, TrainSettings};
 use prescale::model::{self, FittedModel, Model, ModelError};
 use prescale::series::{Labels, Series};
 use rand::rngs::StdRng;
@@ -36,10 +36,13 @@ fn synthetic(count: usize, len: usize, seed: u64) -> Vec<Series> {
 
 fn small() -> TrainSettings {
     TrainSettings {
-        input_steps: 96,
-        patch: 24,
-        horizon: 24,
-        hidden: 16,
+        shape: Shape {
+            input_steps: 96,
+            patch: 24,
+            horizon: 24,
+            hidden: 16,
+            ..TrainSettings::default().shape
+        },
         validation_steps: 24,
         max_epochs: 40,
         patience: 40,

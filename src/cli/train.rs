@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::model::calendar_periods;
-use crate::model::lstm::{self, TrainSettings};
+use crate::model::lstm::{self, Shape, TrainSettings};
 
 use super::args::InputArgs;
 
@@ -43,11 +43,11 @@ pub struct TrainArgs {
     horizon: Option<usize>,
 
     /// LSTM hidden units.
-    #[arg(long, value_name = "N", default_value_t = TrainSettings::default().hidden)]
+    #[arg(long, value_name = "N", default_value_t = TrainSettings::default().shape.hidden)]
     hidden: usize,
 
     /// Stacked LSTM layers.
-    #[arg(long, value_name = "N", default_value_t = TrainSettings::default().layers)]
+    #[arg(long, value_name = "N", default_value_t = TrainSettings::default().shape.layers)]
     layers: usize,
 
     /// Quantile levels to predict, comma-separated (0.5 is always added).
@@ -113,13 +113,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let patch = args.patch.unwrap_or(season);
     let horizon = args.horizon.unwrap_or(2 * patch);
     let settings = TrainSettings {
-        input_steps: args.window.unwrap_or(14 * patch),
-        patch,
-        horizon,
-        hidden: args.hidden,
-        layers: args.layers,
-        quantiles: args.quantiles.clone(),
-        calendar: args.calendar,
+        shape: Shape {
+            input_steps: args.window.unwrap_or(14 * patch),
+            patch,
+            horizon,
+            hidden: args.hidden,
+            layers: args.layers,
+            quantiles: args.quantiles.clone(),
+            calendar: args.calendar,
+        },
         validation_steps: args.validation_steps.unwrap_or(2 * horizon),
         max_epochs: args.epochs,
         patience: args.patience,
@@ -135,11 +137,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         series.len(),
         series.iter().map(|s| s.len()).sum::<usize>(),
         device,
-        settings.input_steps,
-        settings.patch,
-        settings.horizon,
-        settings.layers,
-        settings.hidden
+        settings.shape.input_steps,
+        settings.shape.patch,
+        settings.shape.horizon,
+        settings.shape.layers,
+        settings.shape.hidden
     );
     let bar = ProgressBar::new(settings.max_epochs as u64);
     bar.set_style(

@@ -1,6 +1,9 @@
 //! What the network sees: a window scaled by its own statistics, cut into patches, with
 //! optional calendar features; and how quantile outputs become intervals at any level.
 
+use candle_core::{Device, Tensor};
+
+use super::network::Config;
 use crate::model::normal_quantile;
 use crate::series::Millis;
 
@@ -61,10 +64,55 @@ pub fn calendar(t: Millis) -> [f32; CALENDAR_FEATURES] {
     ]
 }
 
+/// Windows as the network reads them, with the scaling that turns its outputs back.
+pub struct Encoded {
+    /// `(batch, patches, features)`: the patches with their calendar features.
+    pub input: Tensor,
+    /// `(batch, input_steps)`: each scaled window, flat, for the skip connection.
+    pub window: Tensor,
+    /// Each window's scaling.
+    pub scalings: Vec<Scaling>,
+}
+
+/// Encodes `windows` (finite values of `config.shape.input_steps` steps, each with the
+/// timestamp of its first step) on `device`. Training and forecasting both go through here, so
+/// the network always sees its inputs the same way.
+pub fn encode(
+    config: &Config,
+    windows: &[(&[f64], Millis)],
+    step: Millis,
+    device: &Device,
+) -> candle_core::Result<Encoded> {
+    let shape = &config.shape;
+    let (b, l) = (windows.len(), shape.input_steps);
+    let mut input = Vec::with_capacity(b * l / shape.patch * config.features());
+    let mut flat = Vec::with_capacity(b * l);
+    let mut scalings = Vec::with_capacity(b);
+    for &(window, start) in windows {
+        let scaling = Scaling::of(window);
+        push_input(
+            &mut input,
+            window,
+            &scaling,
+            shape.patch,
+            shape.calendar,
+            start,
+            step,
+        );
+        flat.extend(window.iter().map(|&v| scaling.apply(v)));
+        scalings.push(scaling);
+    }
+    Ok(Encoded {
+        input: Tensor::from_vec(input, (b, l / shape.patch, config.features()), device)?,
+        window: Tensor::from_vec(flat, (b, l), device)?,
+        scalings,
+    })
+}
+
 /// The network input of one window, appended to `out`: one row per patch, each the patch's
 /// scaled values followed (with `calendar_on`) by the calendar features of its first step.
 /// `start` is the timestamp of `window[0]`.
-pub fn push_input(
+fn push_input(
     out: &mut Vec<f32>,
     window: &[f64],
     scaling: &Scaling,

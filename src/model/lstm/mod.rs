@@ -26,12 +26,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use features::{quantile_at, Scaling};
-pub use network::{Config, Network, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE};
+pub use network::{Config, Network, Shape, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE};
 pub use train::{train, EpochReport, TrainSettings, DEFAULT_QUANTILES};
 
 use super::{Fitted, Model, ModelError};
@@ -149,21 +149,21 @@ impl Lstm {
                 .map(|(name, n)| (format!("bundled network {name}"), n.clone()))
                 .collect(),
         };
+        if let Some(found) = candidates.iter().find(|(_, n)| n.config().step == step) {
+            return Ok(found.clone());
+        }
         let steps: Vec<String> = candidates
             .iter()
             .map(|(name, n)| format!("{name} on {}", format_step(n.config().step)))
             .collect();
-        candidates
-            .into_iter()
-            .find(|(_, n)| n.config().step == step)
-            .ok_or_else(|| ModelError::Settings {
-                model: "lstm".into(),
-                message: format!(
-                    "no network trained on {} steps ({}); train one with `prescale train --model lstm --input ...`",
-                    format_step(step),
-                    steps.join(", ")
-                ),
-            })
+        Err(ModelError::Settings {
+            model: "lstm".into(),
+            message: format!(
+                "no network trained on {} steps ({}); train one with `prescale train --model lstm --input ...`",
+                format_step(step),
+                steps.join(", ")
+            ),
+        })
     }
 }
 
@@ -191,7 +191,7 @@ impl Model for Lstm {
     /// own.
     fn fit(&self, series: &Series, _seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         let (name, network) = self.network_for(series)?;
-        let l = network.config().input_steps;
+        let l = network.config().shape.input_steps;
         let n = series.len();
         let observed = series.values().iter().filter(|v| v.is_finite()).count();
         if 2 * observed.min(l) < l {
@@ -242,28 +242,12 @@ fn quantile_paths(
     step: Millis,
 ) -> Result<Vec<Vec<Vec<f64>>>, LstmError> {
     let config = network.config();
-    let (l, b) = (config.input_steps, windows.len());
-    let mut input = Vec::with_capacity(b * l / config.patch * config.features());
-    let mut flat = Vec::with_capacity(b * l);
-    let mut scalings = Vec::with_capacity(b);
-    for (window, start) in windows {
-        let scaling = Scaling::of(window);
-        features::push_input(
-            &mut input,
-            window,
-            &scaling,
-            config.patch,
-            config.calendar,
-            *start,
-            step,
-        );
-        flat.extend(window.iter().map(|&v| scaling.apply(v)));
-        scalings.push(scaling);
-    }
-    let device = network.device();
-    let input = Tensor::from_vec(input, (b, l / config.patch, config.features()), device)?;
-    let flat = Tensor::from_vec(flat, (b, l), device)?;
-    let out = network.forward(&input, &flat)?.to_vec3::<f32>()?;
+    let windows: Vec<(&[f64], Millis)> = windows.iter().map(|(w, t)| (w.as_slice(), *t)).collect();
+    let encoded = features::encode(config, &windows, step, network.device())?;
+    let out = network
+        .forward(&encoded.input, &encoded.window)?
+        .to_vec3::<f32>()?;
+    let scalings = encoded.scalings;
     let m = config.median();
     Ok(out
         .into_iter()
@@ -323,8 +307,8 @@ impl Fitted for FittedLstm {
                     .iter()
                     .map(|qs| {
                         (
-                            quantile_at(tail, &config.quantiles, qs),
-                            quantile_at(1.0 - tail, &config.quantiles, qs),
+                            quantile_at(tail, &config.shape.quantiles, qs),
+                            quantile_at(1.0 - tail, &config.shape.quantiles, qs),
                         )
                     })
                     .unzip();
@@ -347,7 +331,7 @@ impl Fitted for FittedLstm {
     fn fitted_values(&self) -> Vec<f64> {
         self.fitted
             .get_or_init(|| {
-                let l = self.network.config().input_steps;
+                let l = self.network.config().shape.input_steps;
                 let n = self.history.len();
                 let mut out = vec![f64::NAN; n];
                 let ends: Vec<usize> = (l..n).collect();
@@ -383,12 +367,12 @@ impl Fitted for FittedLstm {
             self.name,
             c.training.series,
             format_step(c.step),
-            c.input_steps,
-            c.patch,
-            c.horizon,
-            c.layers,
-            c.hidden,
-            if c.calendar { "on" } else { "off" },
+            c.shape.input_steps,
+            c.shape.patch,
+            c.shape.horizon,
+            c.shape.layers,
+            c.shape.hidden,
+            if c.shape.calendar { "on" } else { "off" },
             scaling.center,
             scaling.scale
         )
@@ -435,7 +419,7 @@ pub(crate) fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_js
     let config = serde_json::to_vec(&state.config)?;
     let network = Network::from_bytes(&config, &weights)
         .map_err(|e| serde_json::Error::custom(e.to_string()))?;
-    if state.window.len() != network.config().input_steps
+    if state.window.len() != network.config().shape.input_steps
         || state.window.iter().any(|v| !v.is_finite())
     {
         return Err(serde_json::Error::custom(

@@ -24,17 +24,14 @@ pub const CONFIG_FILE: &str = "config.json";
 /// The weights file inside a network folder.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
-/// The shape of a network and what it was trained on: everything needed to rebuild it
-/// around its weights.
+/// What a network looks like and what it predicts: the part of its config that training
+/// settings choose.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// Always [`FORMAT`].
-    pub format: String,
-    /// Always [`VERSION`] for files this build writes.
-    pub version: u32,
+pub struct Shape {
     /// Steps of history the network reads.
     pub input_steps: usize,
-    /// Steps per LSTM time step; `input_steps` is a whole number of patches.
+    /// Steps per LSTM time step; `input_steps` is a whole number of patches (one season is a
+    /// good choice: 24 for hourly data).
     pub patch: usize,
     /// Steps predicted at once.
     pub horizon: usize,
@@ -44,8 +41,22 @@ pub struct Config {
     pub layers: usize,
     /// Quantile levels of the outputs, ascending, with 0.5 among them.
     pub quantiles: Vec<f64>,
-    /// Whether each patch carries hour-of-day and day-of-week features.
+    /// Whether each patch carries hour-of-day and day-of-week features (only meaningful when
+    /// the timestamps are real).
     pub calendar: bool,
+}
+
+/// The shape of a network and what it was trained on: everything needed to rebuild it
+/// around its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`] for files this build writes.
+    pub version: u32,
+    /// Window, patch, horizon, layers, quantiles, calendar features.
+    #[serde(flatten)]
+    pub shape: Shape,
     /// The step of the training series, ms: the network only forecasts series on this step.
     pub step: Millis,
     /// Per-quantile factors on the distance from the median, fitted on the validation
@@ -80,15 +91,21 @@ pub struct TrainingRecord {
 impl Config {
     /// Features per LSTM time step.
     pub fn features(&self) -> usize {
-        self.patch + if self.calendar { CALENDAR_FEATURES } else { 0 }
+        self.shape.patch
+            + if self.shape.calendar {
+                CALENDAR_FEATURES
+            } else {
+                0
+            }
     }
 
     /// Index of the median among the quantiles.
     pub fn median(&self) -> usize {
-        self.quantiles
+        self.shape
+            .quantiles
             .iter()
             .position(|&q| q == 0.5)
-            .unwrap_or(self.quantiles.len() / 2)
+            .unwrap_or(self.shape.quantiles.len() / 2)
     }
 
     /// Checks that the numbers fit together.
@@ -102,24 +119,31 @@ impl Config {
                 self.version
             ));
         }
-        if self.patch == 0 || self.input_steps == 0 || self.input_steps % self.patch != 0 {
+        if self.shape.patch == 0
+            || self.shape.input_steps == 0
+            || self.shape.input_steps % self.shape.patch != 0
+        {
             return Err(format!(
                 "input_steps {} is not a positive multiple of patch {}",
-                self.input_steps, self.patch
+                self.shape.input_steps, self.shape.patch
             ));
         }
-        if self.horizon == 0 || self.hidden == 0 || self.layers == 0 || self.step <= 0 {
+        if self.shape.horizon == 0
+            || self.shape.hidden == 0
+            || self.shape.layers == 0
+            || self.step <= 0
+        {
             return Err("horizon, hidden, layers and step must be positive".into());
         }
-        let ascending = self.quantiles.windows(2).all(|w| w[0] < w[1]);
-        let inside = self.quantiles.iter().all(|q| *q > 0.0 && *q < 1.0);
-        if !ascending || !inside || !self.quantiles.contains(&0.5) {
+        let ascending = self.shape.quantiles.windows(2).all(|w| w[0] < w[1]);
+        let inside = self.shape.quantiles.iter().all(|q| *q > 0.0 && *q < 1.0);
+        if !ascending || !inside || !self.shape.quantiles.contains(&0.5) {
             return Err(format!(
                 "quantiles {:?} must ascend strictly inside (0, 1) and include 0.5",
-                self.quantiles
+                self.shape.quantiles
             ));
         }
-        if self.calibration.len() != self.quantiles.len()
+        if self.calibration.len() != self.shape.quantiles.len()
             || self
                 .calibration
                 .iter()
@@ -164,9 +188,9 @@ impl Network {
         let mut tensors = HashMap::new();
         for (name, shape) in parameter_shapes(&config) {
             let fan_in = if name.starts_with("lstm") || name.starts_with("head") {
-                config.hidden
+                config.shape.hidden
             } else {
-                config.input_steps
+                config.shape.input_steps
             };
             let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
             let count: usize = shape.iter().product();
@@ -209,23 +233,27 @@ impl Network {
             }
         }
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let mut layers = Vec::with_capacity(config.layers);
-        for l in 0..config.layers {
+        let mut layers = Vec::with_capacity(config.shape.layers);
+        for l in 0..config.shape.layers {
             let input = if l == 0 {
                 config.features()
             } else {
-                config.hidden
+                config.shape.hidden
             };
             layers.push(candle_nn::lstm(
                 input,
-                config.hidden,
+                config.shape.hidden,
                 candle_nn::LSTMConfig::default(),
                 vb.pp(format!("lstm{l}")),
             )?);
         }
-        let q = config.quantiles.len();
-        let head = candle_nn::linear(config.hidden, config.horizon * q, vb.pp("head"))?;
-        let skip = candle_nn::linear(config.input_steps, config.horizon, vb.pp("skip"))?;
+        let q = config.shape.quantiles.len();
+        let head = candle_nn::linear(config.shape.hidden, config.shape.horizon * q, vb.pp("head"))?;
+        let skip = candle_nn::linear(
+            config.shape.input_steps,
+            config.shape.horizon,
+            vb.pp("skip"),
+        )?;
         let m = config.median();
         let mut offsets = vec![0f32; q * q];
         for j in 0..q {
@@ -240,7 +268,7 @@ impl Network {
             }
         }
         let offsets = Tensor::from_vec(offsets, (q, q), device)?;
-        let taus: Vec<f32> = config.quantiles.iter().map(|&t| t as f32).collect();
+        let taus: Vec<f32> = config.shape.quantiles.iter().map(|&t| t as f32).collect();
         let taus = Tensor::from_vec(taus, q, device)?;
         Ok(Network {
             config,
@@ -312,14 +340,17 @@ impl Network {
     pub fn forward(&self, input: &Tensor, window: &Tensor) -> Result<Tensor, LstmError> {
         let mut x = input.clone();
         let mut last = None;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let states = layer.seq(&x)?;
             last = states.last().map(|s| s.h().clone());
-            x = layer.states_to_tensor(&states)?;
+            // Only a layer that feeds another needs its whole output sequence.
+            if i + 1 < self.layers.len() {
+                x = layer.states_to_tensor(&states)?;
+            }
         }
         let h = last.ok_or_else(|| LstmError::Config("the window has no patches".into()))?;
         let batch = h.dim(0)?;
-        let (horizon, q) = (self.config.horizon, self.config.quantiles.len());
+        let (horizon, q) = (self.config.shape.horizon, self.config.shape.quantiles.len());
         let raw = self.head.forward(&h)?.reshape((batch, horizon, q))?;
         let m = self.config.median();
         let median = (raw.narrow(D::Minus1, m, 1)? + self.skip.forward(window)?.unsqueeze(2)?)?;
@@ -398,22 +429,22 @@ fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
 
 /// Every weight's name and shape, as candle's layers name them.
 fn parameter_shapes(config: &Config) -> Vec<(String, Vec<usize>)> {
-    let (h, q) = (config.hidden, config.quantiles.len());
+    let (h, q) = (config.shape.hidden, config.shape.quantiles.len());
     let mut shapes = Vec::new();
-    for l in 0..config.layers {
+    for l in 0..config.shape.layers {
         let input = if l == 0 { config.features() } else { h };
         shapes.push((format!("lstm{l}.weight_ih_l0"), vec![4 * h, input]));
         shapes.push((format!("lstm{l}.weight_hh_l0"), vec![4 * h, h]));
         shapes.push((format!("lstm{l}.bias_ih_l0"), vec![4 * h]));
         shapes.push((format!("lstm{l}.bias_hh_l0"), vec![4 * h]));
     }
-    shapes.push(("head.weight".into(), vec![config.horizon * q, h]));
-    shapes.push(("head.bias".into(), vec![config.horizon * q]));
+    shapes.push(("head.weight".into(), vec![config.shape.horizon * q, h]));
+    shapes.push(("head.bias".into(), vec![config.shape.horizon * q]));
     shapes.push((
         "skip.weight".into(),
-        vec![config.horizon, config.input_steps],
+        vec![config.shape.horizon, config.shape.input_steps],
     ));
-    shapes.push(("skip.bias".into(), vec![config.horizon]));
+    shapes.push(("skip.bias".into(), vec![config.shape.horizon]));
     shapes
 }
 
@@ -426,13 +457,15 @@ mod tests {
         Config {
             format: FORMAT.into(),
             version: VERSION,
-            input_steps: 12,
-            patch: 4,
-            horizon: 5,
-            hidden: 6,
-            layers: 2,
-            quantiles: vec![0.05, 0.25, 0.5, 0.75, 0.95],
-            calendar,
+            shape: Shape {
+                input_steps: 12,
+                patch: 4,
+                horizon: 5,
+                hidden: 6,
+                layers: 2,
+                quantiles: vec![0.05, 0.25, 0.5, 0.75, 0.95],
+                calendar,
+            },
             step: 3_600_000,
             calibration: vec![1.0; 5],
             training: TrainingRecord::default(),
@@ -442,10 +475,10 @@ mod tests {
     #[test]
     fn bad_configs_say_what_is_wrong() {
         let mut c = config(false);
-        c.input_steps = 10;
+        c.shape.input_steps = 10;
         assert!(c.check().unwrap_err().contains("multiple of patch"));
         let mut c = config(false);
-        c.quantiles = vec![0.1, 0.9, 0.95, 0.99, 0.999];
+        c.shape.quantiles = vec![0.1, 0.9, 0.95, 0.99, 0.999];
         assert!(c.check().unwrap_err().contains("include 0.5"));
         let mut c = config(false);
         c.calibration = vec![1.0; 4];

@@ -15,8 +15,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::features::{push_input, Scaling};
-use super::network::{Config, Network, TrainingRecord, FORMAT, VERSION};
+use super::features::encode;
+use super::network::{Config, Network, Shape, TrainingRecord, FORMAT, VERSION};
 use super::LstmError;
 use crate::series::{Millis, Series};
 
@@ -27,20 +27,8 @@ pub const DEFAULT_QUANTILES: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9,
 /// How to train.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSettings {
-    /// Steps of history per window.
-    pub input_steps: usize,
-    /// Steps per LSTM time step (one season is a good choice: 24 for hourly data).
-    pub patch: usize,
-    /// Steps predicted at once.
-    pub horizon: usize,
-    /// LSTM hidden units.
-    pub hidden: usize,
-    /// Stacked LSTM layers.
-    pub layers: usize,
-    /// Quantile levels to predict (0.5 is added when missing).
-    pub quantiles: Vec<f64>,
-    /// Hour-of-day and day-of-week features (only meaningful when timestamps are real).
-    pub calendar: bool,
+    /// The network to train (0.5 is added to the quantiles when missing).
+    pub shape: Shape,
     /// The last steps of each series held out for validation.
     pub validation_steps: usize,
     /// Upper bound on epochs.
@@ -63,13 +51,15 @@ impl Default for TrainSettings {
     /// Two weeks of hourly history in daily patches, two days ahead (the M4 hourly setting).
     fn default() -> Self {
         TrainSettings {
-            input_steps: 336,
-            patch: 24,
-            horizon: 48,
-            hidden: 128,
-            layers: 1,
-            quantiles: DEFAULT_QUANTILES.to_vec(),
-            calendar: false,
+            shape: Shape {
+                input_steps: 336,
+                patch: 24,
+                horizon: 48,
+                hidden: 128,
+                layers: 1,
+                quantiles: DEFAULT_QUANTILES.to_vec(),
+                calendar: false,
+            },
             validation_steps: 96,
             max_epochs: 60,
             patience: 10,
@@ -113,7 +103,7 @@ pub fn train(
 ) -> Result<Network, LstmError> {
     let started = Instant::now();
     let step = check_inputs(series, settings)?;
-    let mut quantiles = settings.quantiles.clone();
+    let mut quantiles = settings.shape.quantiles.clone();
     if !quantiles.contains(&0.5) {
         quantiles.push(0.5);
     }
@@ -122,21 +112,18 @@ pub fn train(
     let config = Config {
         format: FORMAT.into(),
         version: VERSION,
-        input_steps: settings.input_steps,
-        patch: settings.patch,
-        horizon: settings.horizon,
-        hidden: settings.hidden,
-        layers: settings.layers,
         calibration: vec![1.0; quantiles.len()],
-        quantiles,
-        calendar: settings.calendar,
+        shape: Shape {
+            quantiles,
+            ..settings.shape.clone()
+        },
         step,
         training: TrainingRecord::default(),
     };
     let (training, validation) = windows(series, settings);
     if training.is_empty() || validation.is_empty() {
         return Err(LstmError::NoWindows {
-            needed: settings.input_steps + settings.horizon + settings.validation_steps,
+            needed: settings.shape.input_steps + settings.shape.horizon + settings.validation_steps,
             longest: series.iter().map(Series::len).max().unwrap_or(0),
         });
     }
@@ -210,11 +197,11 @@ fn check_inputs(series: &[Series], settings: &TrainSettings) -> Result<Millis, L
     }
     if settings.batch == 0
         || settings.max_epochs == 0
-        || settings.validation_steps < settings.horizon
+        || settings.validation_steps < settings.shape.horizon
     {
         return Err(LstmError::Config(format!(
             "batch and epochs must be positive and the validation steps ({}) at least the horizon ({})",
-            settings.validation_steps, settings.horizon
+            settings.validation_steps, settings.shape.horizon
         )));
     }
     Ok(first.step())
@@ -224,8 +211,8 @@ fn check_inputs(series: &[Series], settings: &TrainSettings) -> Result<Millis, L
 /// windows (non-overlapping targets inside them), skipping any that touch a missing value.
 fn windows(series: &[Series], settings: &TrainSettings) -> (Vec<Window>, Vec<Window>) {
     let (l, h, v) = (
-        settings.input_steps,
-        settings.horizon,
+        settings.shape.input_steps,
+        settings.shape.horizon,
         settings.validation_steps,
     );
     let mut training = Vec::new();
@@ -277,35 +264,25 @@ impl Batch {
         config: &Config,
         device: &Device,
     ) -> Result<Batch, LstmError> {
-        let (l, h) = (config.input_steps, config.horizon);
-        let b = windows.len();
-        let mut input = Vec::with_capacity(b * (l / config.patch) * config.features());
-        let mut flat = Vec::with_capacity(b * l);
-        let mut target = Vec::with_capacity(b * h);
-        for w in windows {
-            let s = &series[w.series];
-            let history = &s.values()[w.end - l..w.end];
-            let scaling = Scaling::of(history);
-            push_input(
-                &mut input,
-                history,
-                &scaling,
-                config.patch,
-                config.calendar,
-                s.timestamp(w.end - l),
-                s.step(),
-            );
-            flat.extend(history.iter().map(|&v| scaling.apply(v)));
-            target.extend(
-                s.values()[w.end..w.end + h]
-                    .iter()
-                    .map(|&v| scaling.apply(v)),
-            );
+        let (l, h) = (config.shape.input_steps, config.shape.horizon);
+        let step = series.first().map_or(1, Series::step);
+        let histories: Vec<(&[f64], Millis)> = windows
+            .iter()
+            .map(|w| {
+                let s = &series[w.series];
+                (&s.values()[w.end - l..w.end], s.timestamp(w.end - l))
+            })
+            .collect();
+        let encoded = encode(config, &histories, step, device)?;
+        let mut target = Vec::with_capacity(windows.len() * h);
+        for (w, scaling) in windows.iter().zip(&encoded.scalings) {
+            let future = &series[w.series].values()[w.end..w.end + h];
+            target.extend(future.iter().map(|&v| scaling.apply(v)));
         }
         Ok(Batch {
-            input: Tensor::from_vec(input, (b, l / config.patch, config.features()), device)?,
-            window: Tensor::from_vec(flat, (b, l), device)?,
-            target: Tensor::from_vec(target, (b, h), device)?,
+            input: encoded.input,
+            window: encoded.window,
+            target: Tensor::from_vec(target, (windows.len(), h), device)?,
         })
     }
 }
@@ -352,7 +329,7 @@ impl Batch {
 /// style). A quantile the validation data cannot calibrate keeps factor 1.
 fn calibrate(network: &Network, batches: &[(Batch, usize)]) -> Result<Vec<f64>, LstmError> {
     let config = network.config();
-    let q = config.quantiles.len();
+    let q = config.shape.quantiles.len();
     let m = config.median();
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); q];
     for (batch, _) in batches {
@@ -386,7 +363,7 @@ fn calibrate(network: &Network, batches: &[(Batch, usize)]) -> Result<Vec<f64>, 
             if k == m || r.len() < 20 {
                 return 1.0;
             }
-            let tau = config.quantiles[k];
+            let tau = config.shape.quantiles[k];
             let share = if k > m { tau } else { 1.0 - tau };
             r.sort_by(f64::total_cmp);
             let index = ((share * r.len() as f64).ceil() as usize).clamp(1, r.len()) - 1;
