@@ -265,6 +265,15 @@ fn a_saved_model_forecasts_without_its_input() {
     );
     assert_eq!(fitted, loaded);
 
+    let err = failure_of(
+        prescale()
+            .args(["forecast", "--horizon", "24", "--model-file"])
+            .arg(&model)
+            .arg("--input")
+            .arg(dataset("nyc_taxi.csv")),
+    );
+    assert!(err.contains("is a fitted model"), "{err}");
+
     std::fs::write(&model, "{ truncated").unwrap();
     let err = failure_of(
         prescale()

@@ -229,6 +229,21 @@ fn bad_training_input_is_refused_clearly() {
         ),
         "{e}"
     );
+    let narrow = TrainSettings {
+        validation_steps: 10,
+        ..small()
+    };
+    let e = lstm::train(&synthetic(2, 400, 6), &narrow, &device, &mut none).unwrap_err();
+    assert!(e.to_string().contains("at least the horizon"), "{e}");
+    let odd = TrainSettings {
+        shape: Shape {
+            input_steps: 50,
+            ..small().shape
+        },
+        ..small()
+    };
+    let e = lstm::train(&synthetic(2, 400, 6), &odd, &device, &mut none).unwrap_err();
+    assert!(e.to_string().contains("multiple of patch"), "{e}");
     let mut mixed = synthetic(2, 400, 6);
     mixed.push(Series::new(Labels::named("fast"), 0, HOUR / 2, vec![1.0; 400]).unwrap());
     let e = lstm::train(&mixed, &small(), &device, &mut none).unwrap_err();
