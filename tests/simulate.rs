@@ -203,3 +203,30 @@ fn bad_settings_are_clear_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_rate_oracle_is_a_labelled_reference_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = simulate(
+        dir.path(),
+        &[("--policy", "reactive"), ("--rate-oracle", "")],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let policies: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(policies, ["reactive", "rate-oracle"]);
+    // Knowing each step's level (not its noise) at p90 leaves far fewer steps short than an
+    // HPA a step behind; it is a bound, so it must do at least this well.
+    let under = |i: usize| rows[i][1].parse::<f64>().unwrap();
+    assert!(under(1) < under(0) / 2.0, "{stdout}");
+    let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert_eq!(summary, stdout);
+}

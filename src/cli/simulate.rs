@@ -97,6 +97,13 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "7d")]
     calibration_window: Duration,
 
+    /// Also replay a reference, printed as policy `rate-oracle`: the predictive policy fed
+    /// the mean of the two steps either side of each step (its level, not its own noise).
+    /// It reads the future, so it is no policy: it bounds what a better forecast could gain.
+    /// Its headroom is always calibrated.
+    #[arg(long)]
+    rate_oracle: bool,
+
     /// Scaling events per day that score zero stability.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENTS_PER_DAY_LIMIT)]
     events_limit: f64,
@@ -198,8 +205,27 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         }
         let result = replay_with(trace, &forecasts, &settings, &policies)
             .with_context(|| format!("replaying {name}"))?;
-        for o in &result.outcomes {
-            let line = row(o, args.events_limit, capacity, &name);
+        let mut lines: Vec<String> = result
+            .outcomes
+            .iter()
+            .map(|o| row(o.policy.name(), o, args.events_limit, capacity, &name))
+            .collect();
+        if args.rate_oracle {
+            let reference = Forecasts::knowing_the_rate(trace, &settings, &quantiles);
+            // It has no interval of its own: its headroom is always calibrated.
+            let calibrated = ReplaySettings {
+                calibrate: true,
+                ..settings.clone()
+            };
+            let r = replay_with(trace, &reference, &calibrated, &[PolicyKind::Predictive])
+                .with_context(|| format!("replaying {name} knowing the rate"))?;
+            lines.extend(
+                r.outcomes
+                    .iter()
+                    .map(|o| row("rate-oracle", o, args.events_limit, capacity, &name)),
+            );
+        }
+        for line in lines {
             println!("{line}");
             summary.push(line);
         }
@@ -298,11 +324,11 @@ fn settings_for(args: &SimulateArgs, trace: &Series) -> anyhow::Result<ReplaySet
     })
 }
 
-fn row(o: &Outcome, events_limit: f64, capacity: f64, trace: &str) -> String {
+fn row(policy: &str, o: &Outcome, events_limit: f64, capacity: f64, trace: &str) -> String {
     let s = score(o, events_limit);
     format!(
         "{},{:.2},{:.0},{:.1},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{},{:.2},{:.2},{:.3},{},{},{},{}",
-        o.policy.name(),
+        policy,
         o.underprovisioned_pct,
         o.slo_violation_minutes,
         o.replica_hours,

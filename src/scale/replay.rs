@@ -169,16 +169,8 @@ impl Forecasts {
         settings: &ReplaySettings,
         quantiles: &[f64],
     ) -> Self {
-        let step_s = (trace.step() / 1000).max(1);
-        let lead_steps = (settings.policy.startup / step_s) as usize + 1;
-        let horizon = settings.refit_every + lead_steps + 1;
-        let mut levels: Vec<f64> = quantiles
-            .iter()
-            .filter_map(|&q| level_for_quantile(q))
-            .filter(|&l| l > 0.0)
-            .collect();
-        levels.sort_by(f64::total_cmp);
-        levels.dedup();
+        let horizon = Self::horizon(trace, settings);
+        let levels = levels_for(quantiles);
         let first_origin = settings.warmup - 1;
         let origins: Vec<usize> = (first_origin..trace.len() - 1)
             .step_by(settings.refit_every.max(1))
@@ -199,6 +191,74 @@ impl Forecasts {
             every: settings.refit_every.max(1),
             fits,
         }
+    }
+
+    /// Reference forecasts that know each step's local level but not its own noise: the value
+    /// for step `j` is the mean of the observed steps within [`RATE_ORACLE_HALF_WIDTH`] of it
+    /// on either side, itself left out. They read the future, so they are no policy: replayed
+    /// as predictive, they bound how much any forecaster could gain on this trace, since a
+    /// model can at best learn the level; the noise of each step stays unknown. Their
+    /// intervals have zero width: the replay's calibrated headroom (the quantile of their own
+    /// recent misses) supplies the spread.
+    pub fn knowing_the_rate(trace: &Series, settings: &ReplaySettings, quantiles: &[f64]) -> Self {
+        let y = trace.values();
+        let rate: Vec<f64> = (0..y.len())
+            .map(|j| {
+                let from = j.saturating_sub(RATE_ORACLE_HALF_WIDTH);
+                let to = (j + RATE_ORACLE_HALF_WIDTH + 1).min(y.len());
+                let (sum, n) = (from..to)
+                    .filter(|&i| i != j && y[i].is_finite())
+                    .fold((0.0, 0usize), |(s, n), i| (s + y[i], n + 1));
+                if n > 0 {
+                    sum / n as f64
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let levels = levels_for(quantiles);
+        let horizon = Self::horizon(trace, settings);
+        let first_origin = settings.warmup - 1;
+        let fits = (first_origin..y.len() - 1)
+            .step_by(settings.refit_every.max(1))
+            .map(|r| {
+                let mean: Vec<f64> = (r + 1..r + 1 + horizon)
+                    .map(|j| rate.get(j).copied().unwrap_or(f64::NAN))
+                    .collect();
+                let intervals = levels
+                    .iter()
+                    .map(|&level| crate::forecast::Interval {
+                        level,
+                        lower: mean.clone(),
+                        upper: mean.clone(),
+                    })
+                    .collect();
+                let f = Forecast {
+                    start: trace.timestamp(r) + trace.step(),
+                    step: trace.step(),
+                    mean,
+                    intervals,
+                    components: vec![],
+                };
+                // No anchoring to the last observation: the level is already known.
+                f.mean
+                    .first()
+                    .is_some_and(|v| v.is_finite())
+                    .then_some((f, 0.0))
+            })
+            .collect();
+        Self {
+            first_origin,
+            every: settings.refit_every.max(1),
+            fits,
+        }
+    }
+
+    /// Steps each forecast covers: to the next refit plus the start-up.
+    fn horizon(trace: &Series, settings: &ReplaySettings) -> usize {
+        let step_s = (trace.step() / 1000).max(1);
+        let lead_steps = (settings.policy.startup / step_s) as usize + 1;
+        settings.refit_every + lead_steps + 1
     }
 
     /// No forecasts: every predictive step falls back to the observed load (for replays of
@@ -301,6 +361,22 @@ pub fn replay_with(
         outcomes: runs.into_iter().map(|(o, _)| o).collect(),
         steps,
     })
+}
+
+/// How many steps on each side of a step the reference of [`Forecasts::knowing_the_rate`]
+/// averages: two, so four neighbours estimate the level.
+pub const RATE_ORACLE_HALF_WIDTH: usize = 2;
+
+/// The central interval levels that give `quantiles`, sorted and without repeats.
+fn levels_for(quantiles: &[f64]) -> Vec<f64> {
+    let mut levels: Vec<f64> = quantiles
+        .iter()
+        .filter_map(|&q| level_for_quantile(q))
+        .filter(|&l| l > 0.0)
+        .collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    levels
 }
 
 /// A capacity per pod that gives about ten pods at the trace's 95th percentile: a scale for
@@ -710,6 +786,42 @@ mod tests {
                 r.outcomes[1]
             );
         }
+    }
+
+    #[test]
+    fn the_rate_reference_averages_the_neighbours_and_never_the_step_itself() {
+        let t = trace();
+        let mut values = t.values().to_vec();
+        let spike = 288 * 3 + 5;
+        values[spike] += 10_000.0;
+        let t = Series::new(Labels::named("load"), 0, 300_000, values).unwrap();
+        let s = settings();
+        let f = Forecasts::knowing_the_rate(&t, &s, &[0.9]);
+        let y = t.values();
+        let (forecast, rho) = f.for_step(spike).unwrap();
+        assert_eq!(*rho, 0.0);
+        let at = forecast.position(t.timestamp(spike)).unwrap();
+        let neighbours = (y[spike - 2] + y[spike - 1] + y[spike + 1] + y[spike + 2]) / 4.0;
+        assert!((forecast.mean[at] - neighbours).abs() < 1e-9);
+        // The step after the spike sees it as one of its four neighbours.
+        let after = (y[spike - 1] + y[spike] + y[spike + 2] + y[spike + 3]) / 4.0;
+        assert!((forecast.mean[at + 1] - after).abs() < 1e-9);
+        assert!(forecast.quantile(0.9).is_some());
+        // Replayed, knowing the level beats the HPA that is a step behind on the ramp.
+        let mut calibrated = s.clone();
+        calibrated.calibrate = true;
+        let r = replay_with(
+            &t,
+            &f,
+            &calibrated,
+            &[PolicyKind::Reactive, PolicyKind::Predictive],
+        )
+        .unwrap();
+        assert!(
+            r.outcomes[1].underprovisioned_pct < r.outcomes[0].underprovisioned_pct / 4.0,
+            "{:?}",
+            r.outcomes
+        );
     }
 
     #[test]
