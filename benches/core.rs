@@ -158,5 +158,55 @@ fn prophet(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, loading, preparation, models, prophet);
+/// The replay of `prescale simulate` on the 55-day, 5-minute AMZN trace with its defaults
+/// (`--capacity auto --startup 2m --max-replicas 100`): `ets` refitted every hour on 14 days,
+/// all three policies. The whole run is the model's refits plus the replay; the second
+/// benchmark is the replay alone (15 s HPA syncs, 3 × 11,799 scored steps) on forecasts made
+/// once.
+fn replay(c: &mut Criterion) {
+    use prescale::scale::behavior::Behavior;
+    use prescale::scale::policy::PolicySettings;
+    use prescale::scale::replay::{self, Forecasts, PolicyKind, ReplaySettings};
+
+    let amzn = source::load(&dataset("Twitter_volume_AMZN.csv"), &LoadOptions::default())
+        .expect("bundled data loads")
+        .remove(0);
+    let day = 288;
+    let settings = ReplaySettings {
+        capacity: replay::auto_capacity(&amzn),
+        policy: PolicySettings {
+            quantile: 0.9,
+            startup: 120,
+            min_replicas: 1,
+            max_replicas: 100,
+        },
+        behavior: Behavior::default(),
+        tolerance: 0.1,
+        sync: 15,
+        refit_every: 12,
+        history: 14 * day,
+        warmup: 14 * day,
+        seasons: model::season::detect_for(&amzn.slice(0..14 * day)).1,
+        calibrate: true,
+        calibration_window: 7 * day,
+    };
+    let ets = model::by_name("ets").expect("registered");
+    let policies = [
+        PolicyKind::Reactive,
+        PolicyKind::Predictive,
+        PolicyKind::Hybrid,
+    ];
+    let mut group = c.benchmark_group("replay Twitter_volume_AMZN (55 days at 5 min)");
+    group.sample_size(10);
+    group.bench_function("ets refitted hourly, 3 policies", |b| {
+        b.iter(|| replay::replay(black_box(&amzn), ets.as_ref(), &settings, &policies))
+    });
+    let forecasts = Forecasts::make(&amzn, ets.as_ref(), &settings, &[0.9]);
+    group.bench_function("3 policies on forecasts made once", |b| {
+        b.iter(|| replay::replay_with(black_box(&amzn), &forecasts, &settings, &policies))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, loading, preparation, models, prophet, replay);
 criterion_main!(benches);

@@ -64,6 +64,7 @@ fn report_writes_one_self_contained_page_per_run() {
         "nyc_taxi",
         "<td>theta</td>",
         "<td>hybrid</td>",
+        "<td>rate-oracle (reference)</td>",
         "0.6 x (100 - waste %)",
         "prescale</dt>",
     ] {

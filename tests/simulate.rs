@@ -223,8 +223,8 @@ fn the_rate_oracle_is_a_labelled_reference_row() {
         .collect();
     let policies: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(policies, ["reactive", "rate-oracle"]);
-    // Knowing each step's level (not its noise) at p90 leaves far fewer steps short than an
-    // HPA a step behind; it is a bound, so it must do at least this well.
+    // Knowing each step's level (not its noise), p90 leaves far fewer steps short than an
+    // HPA a step behind.
     let under = |i: usize| rows[i][1].parse::<f64>().unwrap();
     assert!(under(1) < under(0) / 2.0, "{stdout}");
     let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();

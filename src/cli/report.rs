@@ -373,6 +373,14 @@ pub(super) fn section(args: &ReportSettings, trace: &Series) -> anyhow::Result<S
     let forecasts = Forecasts::make(trace, replay_model, &settings, &quantiles);
     let result = replay_with(trace, &forecasts, &settings, &POLICIES)
         .with_context(|| format!("replaying {name}"))?;
+    // The bound a better forecast could reach (see `simulate --rate-oracle`): cheap, no fits.
+    let reference = replay_with(
+        trace,
+        &Forecasts::knowing_the_rate(trace, &settings, &quantiles),
+        &settings,
+        &[PolicyKind::Predictive],
+    )
+    .with_context(|| format!("replaying {name} knowing the rate"))?;
     let simulation = Table {
         header: [
             "policy",
@@ -393,10 +401,17 @@ pub(super) fn section(args: &ReportSettings, trace: &Series) -> anyhow::Result<S
         rows: result
             .outcomes
             .iter()
-            .map(|o| {
+            .map(|o| (o.policy.name(), o))
+            .chain(
+                reference
+                    .outcomes
+                    .iter()
+                    .map(|o| ("rate-oracle (reference)", o)),
+            )
+            .map(|(policy, o)| {
                 let s = score(o, DEFAULT_EVENTS_PER_DAY_LIMIT);
                 vec![
-                    o.policy.name().to_string(),
+                    policy.to_string(),
                     format!("{:.2}%", o.underprovisioned_pct),
                     format!("{:.0}", o.slo_violation_minutes),
                     format!("{:.1}", o.replica_hours),

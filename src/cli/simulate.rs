@@ -99,8 +99,8 @@ pub struct SimulateArgs {
 
     /// Also replay a reference, printed as policy `rate-oracle`: the predictive policy fed
     /// the mean of the two steps either side of each step (its level, not its own noise).
-    /// It reads the future, so it is no policy: it bounds what a better forecast could gain.
-    /// Its headroom is always calibrated.
+    /// It reads the future, so it is no policy: it shows the shortfall left by each step's own
+    /// noise. It is a reference, not a strict bound. Its headroom is always calibrated.
     #[arg(long)]
     rate_oracle: bool,
 

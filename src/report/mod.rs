@@ -38,6 +38,12 @@ pub struct Section {
     pub capacity_caption: String,
 }
 
+/// What the reference row of every replay table means.
+const RATE_ORACLE_NOTE: &str = "<p>The rate-oracle row is no policy: it is predictive fed each \
+step's level (the mean of the two steps on either side, the step itself left out), so it reads \
+the future. Its shortfall is what each step's own noise leaves when the level is known: a \
+reference for how much a better forecast could still win, not a strict bound.</p>";
+
 /// The whole report.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -129,6 +135,7 @@ pub fn render(page: &Page) -> String {
         html.push_str(&figure(&s.forecast_svg, &s.forecast_caption));
         html.push_str("<h3>Scaling replay</h3>");
         html.push_str(&table(&s.simulation));
+        html.push_str(RATE_ORACLE_NOTE);
         if !s.advice.is_empty() {
             html.push_str("<ul>");
             for a in &s.advice {

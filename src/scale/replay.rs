@@ -196,10 +196,11 @@ impl Forecasts {
     /// Reference forecasts that know each step's local level but not its own noise: the value
     /// for step `j` is the mean of the observed steps within [`RATE_ORACLE_HALF_WIDTH`] of it
     /// on either side, itself left out. They read the future, so they are no policy: replayed
-    /// as predictive, they bound how much any forecaster could gain on this trace, since a
-    /// model can at best learn the level; the noise of each step stays unknown. Their
-    /// intervals have zero width: the replay's calibrated headroom (the quantile of their own
-    /// recent misses) supplies the spread.
+    /// as predictive, they show how much shortfall is left when the level is known and only
+    /// each step's own noise is not. They are a reference, not a strict bound: a model that
+    /// follows a burst from its newest observation can beat a four-step mean. Their intervals
+    /// have zero width: the replay's calibrated headroom (the quantile of their own recent
+    /// misses) supplies the spread.
     pub fn knowing_the_rate(trace: &Series, settings: &ReplaySettings, quantiles: &[f64]) -> Self {
         let y = trace.values();
         let rate: Vec<f64> = (0..y.len())
