@@ -89,9 +89,15 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
     // auto says what it chose and why.
     assert!(stdout.contains("using auto"), "{stdout}");
     assert!(stdout.contains("validation MASE"), "{stdout}");
-    // The replica plan, with its reason, and the replay table of the three policies.
+    // The replica plan, with its reason, and the replay table of the three policies and the
+    // reference.
     assert!(stdout.contains("pods now: forecast p90 of "), "{stdout}");
-    for policy in ["reactive", "predictive", "hybrid"] {
+    for policy in [
+        "reactive",
+        "predictive",
+        "hybrid",
+        "rate-oracle (reference)",
+    ] {
         assert!(
             stdout.lines().any(|l| l.trim_start().starts_with(policy)),
             "{policy} row missing:\n{stdout}"

@@ -170,12 +170,19 @@ fn report(series: &Series, output: &Path) -> anyhow::Result<()> {
     };
     let section = report::section(&settings, series)?;
     println!(
-        "\nreplay of the last 28 days: the HPA on the observed load (reactive), on prescale's forecast (predictive), on both (hybrid)"
+        "\nreplay of the last 28 days: the HPA on the observed load (reactive), on prescale's forecast (predictive), on both (hybrid), and a reference fed each step's level from its neighbours (rate-oracle: it reads the future)"
     );
     let t = &section.simulation;
     // policy, under-provisioned, replica-hours, peak, events, overall, grade.
     let columns = [0, 1, 3, 4, 5, 10, 11];
-    let widths = [11, 18, 14, 5, 7, 8, 6];
+    let policy_width = t
+        .rows
+        .iter()
+        .filter_map(|r| r.first())
+        .map(|p| p.chars().count())
+        .max()
+        .unwrap_or(0);
+    let widths = [policy_width.max(11), 18, 14, 5, 7, 8, 6];
     let line = |cells: &[String]| {
         columns
             .iter()
