@@ -370,6 +370,9 @@ pub(super) fn section(args: &ReportSettings, trace: &Series) -> anyhow::Result<S
     };
     let mut quantiles = ADVICE_QUANTILES.to_vec();
     quantiles.push(args.quantile);
+    settings
+        .validate(trace)
+        .with_context(|| format!("replaying {name}"))?;
     let forecasts = Forecasts::make(trace, replay_model, &settings, &quantiles);
     let result = replay_with(trace, &forecasts, &settings, &POLICIES)
         .with_context(|| format!("replaying {name}"))?;

@@ -191,6 +191,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         );
         let mut quantiles = ADVICE_QUANTILES.to_vec();
         quantiles.push(settings.policy.quantile);
+        settings
+            .validate(trace)
+            .with_context(|| format!("replaying {name}"))?;
         let needs_forecasts = policies.iter().any(|p| *p != PolicyKind::Reactive);
         let forecasts = if needs_forecasts {
             Forecasts::make(trace, model.as_ref(), &settings, &quantiles)

@@ -139,7 +139,13 @@ impl Normalizer {
 
     /// Turns a raw recommendation at time `now` into the replicas the HPA would set, given
     /// `current` replicas, and records the decision.
+    ///
+    /// Replicas outside `[min, max]` are first brought to the nearest bound, with no rate
+    /// limit and nothing recorded, as the controller does before it reads any metric.
     pub fn normalize(&mut self, now: Seconds, current: i64, desired: i64) -> i64 {
+        if current < self.min_replicas || current > self.max_replicas {
+            return current.clamp(self.min_replicas, self.max_replicas);
+        }
         let stabilized = self.stabilize(now, current, desired);
         let limited = self.rate_limit(now, current, stabilized);
         let change = limited - current;
@@ -290,6 +296,10 @@ mod tests {
     fn bounds_and_disabled_directions() {
         let mut h = Normalizer::new(Behavior::default(), 2, 8);
         assert_eq!(h.normalize(0, 4, 50), 8);
+        // Replicas outside the bounds go straight to the nearest bound, whatever the metric.
+        let mut h = Normalizer::new(Behavior::default(), 10, 20);
+        assert_eq!(h.normalize(0, 1, 3), 10);
+        assert_eq!(h.normalize(15, 40, 35), 20);
         let mut b = Behavior::default();
         b.scale_up.select = SelectPolicy::Disabled;
         assert_eq!(Normalizer::new(b, 1, 100).normalize(0, 4, 50), 4);

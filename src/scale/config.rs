@@ -339,6 +339,13 @@ impl Walker {
         };
         let policies = match m.get("policies") {
             None => Some(defaults.policies.clone()),
+            Some(Value::Sequence(items)) if items.is_empty() => {
+                // The API server refuses an empty list: that direction would never scale.
+                self.problem(format!(
+                    "{path}.policies: at least one policy is needed (use selectPolicy: Disabled to turn this direction off)"
+                ));
+                None
+            }
             Some(Value::Sequence(items)) => {
                 let parsed: Vec<Option<Policy>> = items
                     .iter()
@@ -466,6 +473,8 @@ behavior:
       - type: Pods
         value: 0
         periodSeconds: 15
+  scaleDown:
+    policies: []
 ";
         let err = WorkloadConfig::from_yaml(bad).unwrap_err();
         let all = err.problems.join("\n");
@@ -478,10 +487,11 @@ behavior:
             "metrics[1].unit: unknown key",
             "behavior.scaleUp.selectPolicy: \"Fastest\"",
             "behavior.scaleUp.policies[0].value: 0 must be positive",
+            "behavior.scaleDown.policies: at least one policy is needed",
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }
-        assert_eq!(err.problems.len(), 8, "{all}");
+        assert_eq!(err.problems.len(), 9, "{all}");
     }
 
     #[test]

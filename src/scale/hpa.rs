@@ -46,7 +46,9 @@ impl ReactiveHpa {
     /// One sync for an HPA with several metrics of the same target (e.g. the observed load
     /// and a forecast of it, as Crane's EHPA runs them): each metric proposes replicas with
     /// the tolerance applied on its own, the largest proposal wins (the HPA's rule), and
-    /// missing metrics are skipped; with none left the replicas stay.
+    /// missing metrics are skipped; with none left the replicas stay. As in the controller's
+    /// `computeReplicasForMetrics`, a missing metric blocks scaling down: the proposals that
+    /// remain may only scale up, else the replicas stay (and nothing is recorded).
     pub fn sync_many(&mut self, now: Seconds, current: i64, totals: &[f64]) -> i64 {
         if self.target_per_pod <= 0.0 {
             return current;
@@ -56,9 +58,12 @@ impl ReactiveHpa {
             .filter(|t| t.is_finite())
             .map(|&total| self.proposal(current, total))
             .max();
+        let some_missing = totals.iter().any(|t| !t.is_finite());
         match raw {
-            Some(raw) => self.normalizer.normalize(now, current, raw),
-            None => current,
+            Some(raw) if !(some_missing && raw < current) => {
+                self.normalizer.normalize(now, current, raw)
+            }
+            _ => current,
         }
     }
 
@@ -108,6 +113,23 @@ mod tests {
             path.push(replicas);
         }
         assert_eq!(path, [6, 12, 24, 48, 96]);
+    }
+
+    #[test]
+    fn a_missing_metric_blocks_scaling_down_but_not_up() {
+        let no_stabilization = Behavior {
+            scale_down: crate::scale::behavior::Rules {
+                stabilization: 0,
+                ..Behavior::default().scale_down
+            },
+            ..Behavior::default()
+        };
+        let mut hpa = ReactiveHpa::new(100.0, 1, 100, no_stabilization);
+        // Alone, 200 of load on 10 pods would scale down to 2; with the other metric missing
+        // the HPA keeps 10.
+        assert_eq!(hpa.sync_many(0, 10, &[200.0, f64::NAN]), 10);
+        assert_eq!(hpa.sync_many(15, 10, &[1500.0, f64::NAN]), 15);
+        assert_eq!(hpa.sync_many(30, 15, &[200.0, 300.0]), 3);
     }
 
     #[test]

@@ -247,17 +247,26 @@ pub fn plan(
 ///
 /// The HPA ignores a usage ratio within the tolerance of 1, so from 10 pods it will not go to
 /// 11 (a ratio of 1.1); knowing the current count (the adapter reads it from the HPA's
-/// status), the value asks for the smallest count the HPA will move to instead: one pod more
-/// than the tolerance band, a pod or two above the plan rather than a step short. Scaling
-/// down inside the band is left to the HPA, which keeps the extra pods (the safe side).
+/// status), the value asks for the smallest count the HPA will move to instead: the first
+/// count outside the tolerance band (12 from 10 pods at 0.1, 106 from 100 at 0.05), up to
+/// `tolerance × current` pods above the plan rather than a step short. The band is
+/// tested as the HPA tests it, on the value served, so rounding cannot land on its edge.
+/// Scaling down inside the band is left to the HPA, which keeps the extra pods (the safe
+/// side).
 pub fn external_value_for(desired: i64, current: i64, capacity: f64, tolerance: f64) -> f64 {
-    let band_top = current as f64 * (1.0 + tolerance);
-    let reachable = if desired > current && current > 0 && desired as f64 <= band_top {
-        band_top.floor() as i64 + 1
-    } else {
-        desired
+    let value = |replicas: i64| replicas as f64 * capacity * (1.0 - 1e-9);
+    let moves = |replicas: i64| {
+        let ratio = value(replicas) / (capacity * current as f64);
+        (ratio - 1.0).abs() > tolerance
     };
-    reachable as f64 * capacity * (1.0 - 1e-9)
+    let mut reachable = desired;
+    // A tolerance of 1 or more (or NaN) would never be left: serve the plan as it is.
+    if desired > current && current > 0 && (0.0..1.0).contains(&tolerance) {
+        while !moves(reachable) {
+            reachable += 1;
+        }
+    }
+    value(reachable)
 }
 
 /// The largest need among forecast steps in `(from, to]`; at least the first step after
@@ -449,23 +458,40 @@ mod tests {
     fn the_external_value_gets_past_the_tolerance() {
         use crate::scale::behavior::Behavior;
         use crate::scale::hpa::ReactiveHpa;
-        for (current, desired) in [(10, 11), (20, 21), (20, 22), (5, 9), (10, 10), (10, 8)] {
-            let v = external_value_for(desired, current, 50.0, 0.1);
-            let mut hpa = ReactiveHpa::new(50.0, 1, 1000, Behavior::default());
-            let got = hpa.sync(0, current, v);
-            if desired > current {
-                // At least the plan; above it only to the first count outside the band.
-                let first_outside = (current as f64 * 1.1).floor() as i64 + 1;
-                assert!(
-                    got >= desired && got <= desired.max(first_outside),
-                    "{current}->{desired}: {got}"
-                );
-            } else {
-                assert!(
-                    got <= current && got >= desired,
-                    "{current}->{desired}: {got}"
-                );
+        let sync = |current: i64, value: f64, tolerance: f64| {
+            ReactiveHpa::new(50.0, 1, 10_000, Behavior::default())
+                .with_tolerance(tolerance)
+                .sync(0, current, value)
+        };
+        // 0.15 × 100 rounds to just under 115: the edge the HPA would not leave.
+        for tolerance in [0.05, 0.1, 0.15, 0.2] {
+            for current in 1..=200 {
+                for desired in current + 1..=(current + 30).min(2 * current) {
+                    let v = external_value_for(desired, current, 50.0, tolerance);
+                    let got = sync(current, v, tolerance);
+                    // At least the plan, and the smallest count the HPA moves to.
+                    assert!(got >= desired, "{tolerance} {current}->{desired}: {got}");
+                    if got > desired {
+                        let one_less = (got - 1) as f64 * 50.0 * (1.0 - 1e-9);
+                        assert_eq!(
+                            sync(current, one_less, tolerance),
+                            current,
+                            "{tolerance} {current}->{desired}: {got}"
+                        );
+                    }
+                }
             }
+        }
+        for (current, desired) in [(10, 10), (10, 8)] {
+            let got = sync(
+                current,
+                external_value_for(desired, current, 50.0, 0.1),
+                0.1,
+            );
+            assert!(
+                got <= current && got >= desired,
+                "{current}->{desired}: {got}"
+            );
         }
     }
 

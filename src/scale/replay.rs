@@ -19,6 +19,8 @@
 //! not-yet-ready pods first (the ReplicaSet controller's order). A step is under-provisioned
 //! when its load exceeds the capacity of the pods that were ready throughout it.
 
+use std::collections::VecDeque;
+
 use rayon::prelude::*;
 
 use crate::forecast::{level_for_quantile, Forecast};
@@ -169,6 +171,9 @@ impl Forecasts {
         settings: &ReplaySettings,
         quantiles: &[f64],
     ) -> Self {
+        if trace.len() < 2 || settings.warmup == 0 {
+            return Self::none();
+        }
         let horizon = Self::horizon(trace, settings);
         let levels = levels_for(quantiles);
         let first_origin = settings.warmup - 1;
@@ -202,6 +207,9 @@ impl Forecasts {
     /// have zero width: the replay's calibrated headroom (the quantile of their own recent
     /// misses) supplies the spread.
     pub fn knowing_the_rate(trace: &Series, settings: &ReplaySettings, quantiles: &[f64]) -> Self {
+        if trace.len() < 2 || settings.warmup == 0 {
+            return Self::none();
+        }
         let y = trace.values();
         let rate: Vec<f64> = (0..y.len())
             .map(|j| {
@@ -285,7 +293,9 @@ impl Forecasts {
 }
 
 impl ReplaySettings {
-    fn validate(&self, trace: &Series) -> Result<(), ReplayError> {
+    /// Checks that these settings can replay `trace`, listing every problem; call it before
+    /// [`Forecasts::make`] to report bad settings before any fit is spent on them.
+    pub fn validate(&self, trace: &Series) -> Result<(), ReplayError> {
         let mut problems = vec![];
         if !(self.capacity.is_finite() && self.capacity > 0.0) {
             problems.push(format!(
@@ -299,6 +309,9 @@ impl ReplaySettings {
         if self.policy.max_replicas < 1 {
             problems.push("max replicas must be at least 1".into());
         }
+        if !(self.tolerance.is_finite() && (0.0..1.0).contains(&self.tolerance)) {
+            problems.push(format!("tolerance {} must be in [0, 1)", self.tolerance));
+        }
         if self.sync <= 0 {
             problems.push(format!("sync period {} s must be positive", self.sync));
         }
@@ -308,8 +321,11 @@ impl ReplaySettings {
         if self.warmup == 0 || self.history == 0 {
             problems.push("warm-up and history must be at least one step".into());
         }
-        if trace.step() < 1000 {
-            problems.push("the trace step must be at least one second".into());
+        if trace.step() < 1000 || trace.step() % 1000 != 0 {
+            problems.push(format!(
+                "the trace step ({} ms) must be a whole number of seconds",
+                trace.step()
+            ));
         }
         if !problems.is_empty() {
             return Err(ReplayError::Invalid(problems.join("; ")));
@@ -422,15 +438,24 @@ fn error_autocorrelation(actual: &[f64], fitted: &[f64]) -> f64 {
     (cov / var).clamp(0.0, 1.0)
 }
 
-/// Headroom from the forecast's own recent misses (split-conformal style): the quantile `q`
-/// of the last `window` one-step errors `y − ŷ`, added to the forecast mean.
+/// Headroom from the forecast's own recent misses (split-conformal style), per lead time:
+/// the forecast of a step `h` steps ahead gets the mean plus the quantile `q` of the last
+/// `window` misses `y − ŷ` that forecasts made `h` steps ahead had.
 ///
 /// A model's interval assumes its error model; after a burst, ETS's intervals on the Twitter
 /// series widened so far that p70 cost three times the reactive HPA's replica-hours. The
-/// errors the replay has already seen are a calibrated and cheap stand-in. Until
-/// [`Calibration::MIN_ERRORS`] misses are known, the model's interval is used.
+/// errors the replay has already seen are a calibrated and cheap stand-in. They are kept per
+/// lead because the pods that serve a step are asked for one start-up earlier, from a forecast
+/// one or more steps older than the step: one-step misses would under-cover it. Until
+/// [`Calibration::MIN_ERRORS`] one-step misses are known, the model's interval is used; a
+/// longer lead with too few misses yet borrows the longest lead that has enough.
 struct Calibration {
-    errors: std::collections::VecDeque<f64>,
+    /// Index `h − 1`: the misses of forecasts made `h` steps ahead, oldest first.
+    by_lead: Vec<VecDeque<f64>>,
+    /// The forecasts of the latest decisions, newest first: `made[i][j]` is the forecast, made
+    /// `i` decisions ago, of the step `j` after that decision's own (so of this step when
+    /// `i == j`). A decision without a forecast leaves an empty entry.
+    made: VecDeque<Vec<f64>>,
     window: usize,
     sorted: Vec<f64>,
 }
@@ -438,38 +463,79 @@ struct Calibration {
 impl Calibration {
     const MIN_ERRORS: usize = 50;
 
-    fn new(window: usize) -> Self {
+    /// Misses kept for up to `leads` steps ahead, the last `window` of each.
+    fn new(window: usize, leads: usize) -> Self {
+        let window = window.max(1);
+        let leads = leads.max(1);
         Self {
-            errors: std::collections::VecDeque::with_capacity(window),
-            window: window.max(1),
+            // Capacity grows with use: the window is a user setting and may exceed the trace.
+            by_lead: vec![VecDeque::new(); leads],
+            made: VecDeque::with_capacity(leads),
+            window,
             sorted: vec![],
         }
     }
 
-    fn record(&mut self, error: f64) {
-        if !error.is_finite() {
-            return;
+    /// Notes the forecast (its mean from the step being decided on) made for this step's
+    /// decision, or `None` when there was none.
+    fn decided(&mut self, mean: Option<&[f64]>) {
+        if self.made.len() == self.by_lead.len() {
+            self.made.pop_back();
         }
-        if self.errors.len() == self.window {
-            self.errors.pop_front();
-        }
-        self.errors.push_back(error);
+        let leads = self.by_lead.len();
+        self.made.push_front(
+            mean.map(|m| m.iter().take(leads).copied().collect())
+                .unwrap_or_default(),
+        );
     }
 
-    /// `forecast` with its `q` bound replaced by mean + the `q`-quantile of recent errors.
+    /// Records the misses on the load just observed for the step last decided.
+    fn observed(&mut self, load: f64) {
+        if !load.is_finite() {
+            return;
+        }
+        for (lead, forecasts) in self.made.iter().enumerate() {
+            let Some(&predicted) = forecasts.get(lead) else {
+                continue;
+            };
+            let error = load - predicted;
+            if !error.is_finite() {
+                continue;
+            }
+            let errors = &mut self.by_lead[lead];
+            if errors.len() == self.window {
+                errors.pop_front();
+            }
+            errors.push_back(error);
+        }
+    }
+
+    /// `forecast` (its first step one step ahead) with its `q` bound replaced by mean + the
+    /// `q`-quantile of recent misses at each step's lead.
     fn apply(&mut self, forecast: Forecast, q: f64) -> Forecast {
         let Some(level) = level_for_quantile(q).filter(|l| *l > 0.0) else {
             return forecast;
         };
-        if self.errors.len() < Self::MIN_ERRORS {
-            return forecast;
+        let mut offsets: Vec<f64> = vec![];
+        for errors in &self.by_lead {
+            if errors.len() < Self::MIN_ERRORS {
+                break;
+            }
+            self.sorted.clear();
+            self.sorted.extend(errors.iter().copied());
+            let rank = ((self.sorted.len() - 1) as f64 * q).round() as usize;
+            let (_, offset, _) = self.sorted.select_nth_unstable_by(rank, f64::total_cmp);
+            offsets.push(*offset);
         }
-        self.sorted.clear();
-        self.sorted.extend(self.errors.iter().copied());
-        let rank = ((self.sorted.len() - 1) as f64 * q).round() as usize;
-        let (_, offset, _) = self.sorted.select_nth_unstable_by(rank, f64::total_cmp);
-        let offset = *offset;
-        let bound: Vec<f64> = forecast.mean.iter().map(|m| m + offset).collect();
+        let Some(&longest) = offsets.last() else {
+            return forecast;
+        };
+        let bound: Vec<f64> = forecast
+            .mean
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m + offsets.get(i).copied().unwrap_or(longest))
+            .collect();
         Forecast {
             intervals: vec![crate::forecast::Interval {
                 level,
@@ -516,8 +582,11 @@ fn run(
 ) -> (Outcome, Vec<(i64, i64)>) {
     let y = trace.values();
     let step_s = trace.step() / 1000;
-    let sync = settings.sync.min(step_s);
-    let syncs_per_step = (step_s + sync - 1) / sync;
+    // Syncs split each step evenly (a 20 s step with 15 s syncs gets two of 10 s), so every
+    // second of the step is counted once.
+    let syncs_per_step = (step_s + settings.sync - 1) / settings.sync.max(1);
+    let sync = (step_s + syncs_per_step - 1) / syncs_per_step;
+    let sync_time = |step_start: Seconds, j: Seconds| step_start + j * step_s / syncs_per_step;
     let p = &settings.policy;
     // A pod asked for at a decision serves only after the HPA's next sync and its start-up,
     // so the plan looks that much further ahead.
@@ -549,7 +618,10 @@ fn run(
     let (mut replica_seconds, mut peak) = (0.0, pods.count());
     let (mut idle, mut ready_capacity, mut served, mut paid) = (0.0, 0.0, 0.0, 0.0);
     let (mut abs_error, mut errors) = (0.0, 0usize);
-    let mut calibration = Calibration::new(settings.calibration_window);
+    // Leads the plan can reach: from a decision anywhere in a step, the steps that begin
+    // within one start-up plus one sync, and the one after.
+    let leads = ((p.startup + sync) / step_s.max(1)) as usize + 2;
+    let mut calibration = Calibration::new(settings.calibration_window, leads);
     let mut path = Vec::with_capacity(trace.len() - start);
     for k in start..trace.len() {
         let observed = y[k - 1];
@@ -566,17 +638,23 @@ fn run(
         if let Some(f) = &forecast {
             expected = f.mean.first().copied().unwrap_or(f64::NAN);
         }
+        if kind != PolicyKind::Reactive {
+            calibration.decided(forecast.as_ref().map(|f| f.mean.as_slice()));
+        }
         let forecast = match (forecast, settings.calibrate) {
             (Some(f), true) => Some(calibration.apply(f, p.quantile)),
             (f, _) => f,
         };
         let mut fell_back = kind != PolicyKind::Reactive && forecast.is_none();
         let mut ready_min = i64::MAX;
+        // Pod-seconds paid during this step.
+        let mut step_pod_seconds = 0;
         for j in 1..=syncs_per_step {
-            let now = step_start + j * sync;
+            let (since, now) = (sync_time(step_start, j - 1), sync_time(step_start, j));
             // The ready count only grows between syncs, so its low point over the interval
             // since the last sync is at its start, with the pods as that sync left them.
-            ready_min = ready_min.min(pods.ready(now - sync));
+            ready_min = ready_min.min(pods.ready(since));
+            step_pod_seconds += pods.count() * (now - since);
             let current = pods.count();
             // The HPA reads the External metric at every sync: the plan is made then.
             let served = forecast.as_ref().and_then(|f| {
@@ -598,9 +676,9 @@ fn run(
                 events += 1;
                 pods.scale_to(next, now, p.startup);
             }
-            replica_seconds += (pods.count() * sync) as f64;
             peak = peak.max(pods.count());
         }
+        replica_seconds += step_pod_seconds as f64;
         if fell_back {
             fallbacks += 1;
             expected = observed;
@@ -614,15 +692,16 @@ fn run(
             }
             idle += (capacity - load).max(0.0);
             ready_capacity += capacity;
-            let bought = pods.count() as f64 * settings.capacity;
+            // The capacity paid for during the step, on average (ready or starting).
+            let bought = step_pod_seconds as f64 / step_s as f64 * settings.capacity;
             served += load.min(bought);
             paid += bought;
             if expected.is_finite() {
                 abs_error += (load - expected).abs();
                 errors += 1;
             }
-            if !fell_back && kind != PolicyKind::Reactive {
-                calibration.record(load - expected);
+            if kind != PolicyKind::Reactive {
+                calibration.observed(load);
             }
         }
         path.push((ready_min, pods.count()));
@@ -826,29 +905,40 @@ mod tests {
     }
 
     #[test]
-    fn calibrated_headroom_is_the_quantile_of_recent_misses() {
-        let mut c = Calibration::new(100);
+    fn calibrated_headroom_is_the_quantile_of_recent_misses_at_each_lead() {
+        let mut c = Calibration::new(100, 2);
         let f = Forecast {
             start: 0,
             step: 1,
-            mean: vec![10.0, 20.0],
+            mean: vec![10.0, 20.0, 30.0],
             intervals: vec![],
             components: vec![],
         };
+        // Every decision forecasts 100 for its own step and 50 for the next; the load of step
+        // i is 100 + i % 100, so one-step misses are i % 100 and two-step misses 50 more.
+        let step = |c: &mut Calibration, i: usize| {
+            c.decided(Some(&[100.0, 50.0]));
+            c.observed(100.0 + (i % 100) as f64);
+        };
         // Too few misses: the forecast is left as it is (and lacks the interval).
-        for e in 0..49 {
-            c.record(e as f64);
+        for i in 0..49 {
+            step(&mut c, i);
         }
         assert!(c.apply(f.clone(), 0.9).quantile(0.9).is_none());
-        // Misses 0..=99 (the window keeps the last 100): p90 is 89.
-        for e in 49..150 {
-            c.record((e % 100) as f64);
+        // A step without a forecast records no miss, and an unobserved load none either.
+        c.decided(None);
+        c.observed(1e9);
+        c.decided(Some(&[100.0, 50.0]));
+        c.observed(f64::NAN);
+        for i in 49..150 {
+            step(&mut c, i);
         }
-        c.record(f64::NAN);
+        // The windows keep the last 100 misses: p90 is 89 one step ahead, 139 two steps
+        // ahead, and the third step borrows the longest lead.
         let calibrated = c.apply(f, 0.9);
         assert_eq!(
             calibrated.quantile(0.9).unwrap(),
-            [10.0 + 89.0, 20.0 + 89.0]
+            [10.0 + 89.0, 20.0 + 139.0, 30.0 + 139.0]
         );
     }
 
@@ -903,17 +993,44 @@ mod tests {
         let mut s = settings();
         s.capacity = 0.0;
         s.refit_every = 0;
+        s.tolerance = f64::NAN;
         let err = replay(&trace(), &model, &s, &[PolicyKind::Reactive]).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("capacity") && text.contains("refit"),
+            text.contains("capacity") && text.contains("refit") && text.contains("tolerance"),
             "{text}"
         );
+        // Forecasts for a trace too short to replay are none, not a panic.
+        let one = trace().slice(0..1);
+        assert!(Forecasts::make(&one, &model, &settings(), &[0.9])
+            .fits
+            .is_empty());
         let short = trace().slice(0..100);
         assert!(matches!(
             replay(&short, &model, &settings(), &[PolicyKind::Reactive]),
             Err(ReplayError::TooShort { .. })
         ));
+    }
+
+    #[test]
+    fn every_second_is_paid_once_when_syncs_do_not_divide_the_step() {
+        // 20 s steps with 15 s syncs: two syncs of 10 s each. A steady load of 1.5 pods keeps
+        // two pods, so the bill is exactly two pods for every scored second.
+        let t = Series::new(Labels::named("load"), 0, 20_000, vec![150.0; 2000]).unwrap();
+        let s = settings();
+        let r = replay_with(&t, &Forecasts::none(), &s, &[PolicyKind::Reactive]).unwrap();
+        let o = &r.outcomes[0];
+        let scored_seconds = (2000 - s.warmup) as f64 * 20.0;
+        assert!(
+            (o.replica_hours - 2.0 * scored_seconds / 3600.0).abs() < 1e-9,
+            "{o:?}"
+        );
+        assert_eq!(o.underprovisioned_pct, 0.0);
+        assert!((o.utilisation_pct - 75.0).abs() < 1e-9, "{o:?}");
+        // A step that is not whole seconds is refused.
+        let odd = Series::new(Labels::named("load"), 0, 1_500, vec![150.0; 2000]).unwrap();
+        let err = replay_with(&odd, &Forecasts::none(), &s, &[PolicyKind::Reactive]);
+        assert!(matches!(err, Err(ReplayError::Invalid(m)) if m.contains("whole number")));
     }
 
     #[test]
