@@ -143,7 +143,11 @@ impl PolicySettings {
 }
 
 /// The decision at `now` for a workload scaling on `metrics`, from `forecasts` keyed by
-/// metric name. Forecast steps at or before `now` are ignored.
+/// metric name. Forecast steps at or before `now` play no part in the decision; the schedule
+/// still lists every forecast step. Metrics are expected on one time grid (the adapter
+/// forecasts them together): the schedule combines steps whose times match and keeps the
+/// first metric's where they do not. `external_value` is for an HPA whose `AverageValue`
+/// target is the driving metric's capacity per replica.
 pub fn plan(
     settings: &PolicySettings,
     metrics: &[MetricTarget],
