@@ -171,16 +171,9 @@ impl Forecasts {
         settings: &ReplaySettings,
         quantiles: &[f64],
     ) -> Self {
-        if trace.len() < 2 || settings.warmup == 0 {
-            return Self::none();
-        }
         let horizon = Self::horizon(trace, settings);
         let levels = levels_for(quantiles);
-        let first_origin = settings.warmup - 1;
-        let origins: Vec<usize> = (first_origin..trace.len() - 1)
-            .step_by(settings.refit_every.max(1))
-            .collect();
-        let fits = origins
+        let fits = Self::origins(trace, settings)
             .par_iter()
             .map(|&r| {
                 let from = (r + 1).saturating_sub(settings.history);
@@ -192,7 +185,7 @@ impl Forecasts {
             })
             .collect();
         Self {
-            first_origin,
+            first_origin: settings.warmup.saturating_sub(1),
             every: settings.refit_every.max(1),
             fits,
         }
@@ -207,9 +200,6 @@ impl Forecasts {
     /// have zero width: the replay's calibrated headroom (the quantile of their own recent
     /// misses) supplies the spread.
     pub fn knowing_the_rate(trace: &Series, settings: &ReplaySettings, quantiles: &[f64]) -> Self {
-        if trace.len() < 2 || settings.warmup == 0 {
-            return Self::none();
-        }
         let y = trace.values();
         let rate: Vec<f64> = (0..y.len())
             .map(|j| {
@@ -227,9 +217,8 @@ impl Forecasts {
             .collect();
         let levels = levels_for(quantiles);
         let horizon = Self::horizon(trace, settings);
-        let first_origin = settings.warmup - 1;
-        let fits = (first_origin..y.len() - 1)
-            .step_by(settings.refit_every.max(1))
+        let fits = Self::origins(trace, settings)
+            .into_iter()
             .map(|r| {
                 let mean: Vec<f64> = (r + 1..r + 1 + horizon)
                     .map(|j| rate.get(j).copied().unwrap_or(f64::NAN))
@@ -257,10 +246,19 @@ impl Forecasts {
             })
             .collect();
         Self {
-            first_origin,
+            first_origin: settings.warmup.saturating_sub(1),
             every: settings.refit_every.max(1),
             fits,
         }
+    }
+
+    /// The steps forecasts are made at: every `refit_every` from the end of the warm-up, up to
+    /// the second-last step; none when the trace is too short for any.
+    fn origins(trace: &Series, settings: &ReplaySettings) -> Vec<usize> {
+        let first = settings.warmup.saturating_sub(1);
+        (first..trace.len().saturating_sub(1))
+            .step_by(settings.refit_every.max(1))
+            .collect()
     }
 
     /// Steps each forecast covers: to the next refit plus the start-up.
