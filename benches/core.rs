@@ -164,38 +164,26 @@ fn prophet(c: &mut Criterion) {
 /// benchmark is the replay alone (15 s HPA syncs, 3 × 11,799 scored steps) on forecasts made
 /// once.
 fn replay(c: &mut Criterion) {
-    use prescale::scale::behavior::Behavior;
     use prescale::scale::policy::PolicySettings;
-    use prescale::scale::replay::{self, Forecasts, PolicyKind, ReplaySettings};
+    use prescale::scale::replay::{self, Forecasts, Strategy};
+    use prescale::scale::replay_config::{Capacity, ReplayConfig};
 
     let amzn = source::load(&dataset("Twitter_volume_AMZN.csv"), &LoadOptions::default())
         .expect("bundled data loads")
         .remove(0);
-    let day = 288;
-    let settings = ReplaySettings {
-        capacity: replay::auto_capacity(&amzn),
+    let settings = ReplayConfig {
+        capacity: Capacity::Auto,
         policy: PolicySettings {
             quantile: 0.9,
             startup: 120,
             min_replicas: 1,
             max_replicas: 100,
         },
-        behavior: Behavior::default(),
-        tolerance: 0.1,
-        sync: 15,
-        refit_every: 12,
-        history: 14 * day,
-        warmup: 14 * day,
-        seasons: model::season::detect_for(&amzn.slice(0..14 * day)).1,
-        calibrate: true,
-        calibration_window: 7 * day,
-    };
+        ..ReplayConfig::default()
+    }
+    .for_trace(&amzn);
     let ets = model::by_name("ets").expect("registered");
-    let policies = [
-        PolicyKind::Reactive,
-        PolicyKind::Predictive,
-        PolicyKind::Hybrid,
-    ];
+    let policies = Strategy::ALL;
     let mut group = c.benchmark_group("replay Twitter_volume_AMZN (55 days at 5 min)");
     group.sample_size(10);
     group.bench_function("ets refitted hourly, 3 policies", |b| {

@@ -3,32 +3,56 @@
 //! Forecasts service load from its history and turns the forecast into scaling decisions
 //! before the load arrives.
 //!
-//! Data flows one way through the modules:
+//! ```
+//! use prescale::model::{self, ModelSpec};
+//! use prescale::series::{Labels, Series};
 //!
-//! ```text
-//! source ──► series ──► model::fit ──► FittedModel::predict ──► forecast ──► eval (scores)
-//! (csv, parquet,  (validated,   (one file per model,     (mean, intervals,
-//!  m4, prometheus) regular grid)  chosen in the registry)  components)
+//! // Two weeks of an hourly load with a daily cycle.
+//! let values = (0..24 * 14)
+//!     .map(|h| 100.0 + 50.0 * ((h % 24) as f64 / 24.0 * std::f64::consts::TAU).sin())
+//!     .collect();
+//! let series = Series::new(Labels::named("rps"), 0, 3_600_000, values).unwrap();
+//! let model = ModelSpec::named("ets").build().unwrap();
+//! let fitted = model::fit(model.as_ref(), &series, &[24]).unwrap();
+//! let forecast = fitted.predict(12, &[80.0, 95.0]).unwrap();
+//! assert_eq!(forecast.horizon(), 12);
+//! assert!(forecast.interval(95.0).is_some());
 //! ```
 //!
-//! - [`series`]: the regular [`series::Series`] every module works on; validation,
-//!   regularization, gap filling, counters to rates.
-//! - [`source`]: CSV, Parquet and M4 files, Prometheus range queries.
-//! - [`model`]: the [`model::Model`] / [`model::Fitted`] traits and the registry.
-//! - [`forecast`]: the [`forecast::Forecast`] a model returns, and its table form.
-//! - [`eval`]: accuracy metrics, rolling-origin backtests, the M4 protocol.
-//! - [`scale`]: the HPA's `behavior` rules and its reactive replica calculation (the
-//!   baseline the scaling policy is measured against).
-//! - [`cli`]: the `prescale` command line, one file per subcommand.
+//! ## The data path runs one way
 //!
-//! Nothing downstream reaches back upstream: a model does not know where its series came
-//! from, and the metrics do not know which model made a forecast.
-
-#![warn(missing_docs)]
+//! ```text
+//! source ──► series ──► model::fit ──► Fitted::predict ──► forecast ──► scale::plan ──► Decision
+//! (csv, parquet,  (validated,   (one file per model,   (mean, intervals,  (capacity,     ├─► replay (simulate)
+//!  m4, prometheus) regular grid)  registry: build)       components)        headroom,     └─► report / scores
+//!                                                                            lead time)
+//! ```
+//!
+//! Nothing downstream reaches back upstream: the policy does not know which model made a
+//! forecast, a model does not know where its series came from, and the metrics do not know
+//! which model they score.
+//!
+//! ## Modules, lowest layer first
+//!
+//! A module may use only modules of lower layers (a test, `tests/layers.rs`, reads this table
+//! and every `crate::` path in `src/`, and fails on an import of the same layer or above).
+//!
+//! | layer | module | owns |
+//! |---|---|---|
+//! | 0 | [`series`] | the regular [`series::Series`], labels, validation, regularize, gaps, counters to rates |
+//! | 0 | [`human`] | numbers and errors printed for people |
+//! | 1 | [`forecast`] | [`forecast::Forecast`]: mean, intervals, components; accuracy metrics (plain data, no I/O) |
+//! | 1 | [`source`] | reading series (CSV, Parquet, M4, Prometheus), the loading pipeline ([`source::load_inputs`]), writing tables |
+//! | 2 | [`model`] | the [`model::Model`] / [`model::Fitted`] traits, settings and the registry ([`model::build`]), model files |
+//! | 3 | [`eval`] | scores, rolling-origin backtests and their summaries, the M4 protocol |
+//! | 4 | [`scale`] | the HPA's rules, the predictive policy, workload configs, the replay, scores and advice |
+//! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
+//! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 
 pub mod cli;
 pub mod eval;
 pub mod forecast;
+pub mod human;
 pub mod model;
 pub mod report;
 pub mod scale;

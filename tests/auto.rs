@@ -1,11 +1,11 @@
 //! The `auto` model: validation on the series' own last windows, combination, conformal
 //! intervals, model files.
 
-mod common;
+use crate::common;
 
-use prescale::eval::metrics;
-use prescale::model::auto::{Auto, Combine};
-use prescale::model::{self, FittedModel, Model, ModelError};
+use prescale::forecast::metrics;
+use prescale::model::auto::{self, Auto, Combine};
+use prescale::model::{self, FittedModel, Model, ModelError, ModelSpec};
 use prescale::series::{Aggregation, Labels, Samples, Series};
 
 /// The bundled taxi series averaged to hours: about 5,000 real points with daily and weekly
@@ -24,12 +24,16 @@ fn taxi_hourly() -> Series {
 
 /// `auto` over the fast candidates (the slow AutoARIMA search would dominate the test time).
 fn fast(combine: Combine) -> Auto {
-    Auto {
-        candidates: vec!["ets", "theta", "prophet", "seasonal-naive"],
+    Auto::from_settings(auto::Settings {
+        candidates: ["ets", "theta", "prophet", "seasonal-naive"]
+            .into_iter()
+            .map(ModelSpec::named)
+            .collect(),
         windows: 3,
         horizon: Some(24),
         combine,
-    }
+    })
+    .unwrap()
 }
 
 #[test]
@@ -114,9 +118,10 @@ fn the_median_is_no_worse_than_its_typical_member_here() {
     };
     let combined = mase(&fast(Combine::Median));
     let mut members: Vec<f64> = fast(Combine::Median)
+        .settings()
         .candidates
         .iter()
-        .map(|name| mase(model::by_name(name).unwrap().as_ref()))
+        .map(|spec| mase(spec.build().unwrap().as_ref()))
         .collect();
     members.sort_by(f64::total_cmp);
     assert!(
@@ -153,5 +158,37 @@ fn too_short_for_its_windows_is_a_typed_error() {
         Err(ModelError::TooShort { needed, got, .. }) => assert_eq!((needed, got), (120, 80)),
         Err(e) => panic!("expected TooShort, got {e}"),
         Ok(_) => panic!("expected TooShort, got a fit"),
+    }
+}
+
+#[test]
+fn a_dropped_candidate_keeps_its_reason_and_bad_candidates_are_refused_when_built() {
+    // Five-minute data: no bundled lstm network for that step, so lstm is dropped, and says
+    // why; the saved model keeps the reason.
+    let amzn = crate::common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 6);
+    let settings = serde_json::json!({
+        "candidates": ["seasonal-naive", "lstm"],
+        "windows": 2,
+        "horizon": 12,
+    });
+    let auto = model::build("auto", &settings).unwrap();
+    let fitted = model::fit(auto.as_ref(), &amzn, &[288]).unwrap();
+    let text = fitted.describe();
+    assert!(
+        text.contains("failed validation: lstm (lstm: no network trained on 5m steps"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auto.json");
+    fitted.save(&path).unwrap();
+    assert_eq!(FittedModel::load(&path).unwrap().describe(), text);
+    // A candidate with settings it does not have, or auto itself, is refused at once.
+    for bad in [
+        serde_json::json!({"candidates": [{"name": "ets", "order": [1, 0, 0]}]}),
+        serde_json::json!({"candidates": ["auto"]}),
+        serde_json::json!({"candidates": []}),
+    ] {
+        let err = model::build("auto", &bad).unwrap_err();
+        assert!(matches!(err, ModelError::Settings { .. }), "{bad}: {err}");
     }
 }

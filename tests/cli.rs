@@ -1,9 +1,9 @@
 //! The built `prescale` binary, run as a user runs it.
 
-mod common;
+use crate::common;
 
+use crate::common::dataset;
 use assert_cmd::Command;
-use common::dataset;
 
 fn prescale() -> Command {
     Command::cargo_bin("prescale").expect("binary built")
@@ -336,8 +336,22 @@ fn prophet_flags_reach_the_model() {
             .args(["--growth", "logistic", "--changepoint-prior-scale", "0"]),
     );
     assert!(err.contains("--growth logistic needs --cap"), "{err}");
+    // Values that parse are the model's to check: its message names the setting.
+    let err = failure_of(
+        prescale()
+            .args([
+                "forecast",
+                "--model",
+                "prophet",
+                "--horizon",
+                "4",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv"))
+            .args(["--changepoint-prior-scale", "0"]),
+    );
     assert!(
-        err.contains("--changepoint-prior-scale must be a positive"),
+        err.contains("changepoint_prior_scale must be a positive"),
         "{err}"
     );
     let err = failure_of(
@@ -427,4 +441,74 @@ fn train_saves_a_network_that_forecast_loads() {
             .arg(&csv),
     );
     assert!(err.contains("not a loadable LSTM model folder"), "{err}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // 20,000 rows do not fit in a pipe's buffer: the reader closes after the header.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("prescale"))
+        .args([
+            "forecast",
+            "--model",
+            "naive",
+            "--horizon",
+            "20000",
+            "--input",
+        ])
+        .arg(dataset("nyc_taxi.csv"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("read the header");
+    assert!(first.starts_with("timestamp,mean"), "{first}");
+    let out = child.wait_with_output().expect("waits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn model_flags_for_a_model_not_asked_for_are_refused() {
+    let err = failure_of(
+        prescale()
+            .args([
+                "backtest",
+                "--model",
+                "ets,theta",
+                "--horizon",
+                "4",
+                "--order",
+                "1,1,1",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv")),
+    );
+    assert!(
+        err.contains("--order set arima's settings, so they need --model arima"),
+        "{err}"
+    );
+    let err = failure_of(
+        prescale()
+            .args([
+                "forecast",
+                "--model",
+                "arima",
+                "--horizon",
+                "4",
+                "--order",
+                "6,0,0",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv")),
+    );
+    assert!(err.contains("p and q go up to 5"), "{err}");
 }

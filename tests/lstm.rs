@@ -2,10 +2,11 @@
 //! folders and model files that round-trip and fail loudly when damaged, and the bundled
 //! networks on real data.
 
-mod common;
+use crate::common;
 
 use candle_core::Device;
-use prescale::eval::{m4, metrics};
+use prescale::eval::m4;
+use prescale::forecast::metrics;
 use prescale::model::lstm::{self, Lstm, LstmError, Network, Shape, TrainSettings};
 use prescale::model::{self, FittedModel, Model, ModelError};
 use prescale::series::{Labels, Series};
@@ -256,12 +257,13 @@ fn bad_training_input_is_refused_clearly() {
 #[test]
 fn the_bundled_hourly_network_beats_seasonal_naive_on_m4() {
     let data = m4::load(&common::dataset("m4-hourly")).unwrap();
-    let lstm = m4::evaluate(&Lstm::default(), &data, Some(100));
+    let lstm = m4::evaluate(&Lstm::default(), &data, Some(100)).unwrap();
     let naive = m4::evaluate(
         model::by_name("seasonal-naive").unwrap().as_ref(),
         &data,
         Some(100),
-    );
+    )
+    .unwrap();
     assert_eq!(lstm.fallbacks, 0);
     assert!(
         lstm.owa < naive.owa,
@@ -296,7 +298,7 @@ fn the_bundled_networks_pick_by_step_and_refuse_other_steps() {
     match err {
         ModelError::Settings { message, .. } => {
             assert!(
-                message.contains("5m") && message.contains("prescale train"),
+                message.contains("5m") && message.contains("train one"),
                 "{message}"
             )
         }

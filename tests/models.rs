@@ -1,7 +1,7 @@
 //! Every registered model on real and adversarial series: fits or fails with a typed error,
 //! never panics, never forecasts NaN.
 
-mod common;
+use crate::common;
 
 use prescale::model::{self, ModelError};
 use prescale::series::{Labels, Series};
@@ -51,7 +51,7 @@ fn every_model_forecasts_a_real_series() {
         let f = fitted.predict(48, &[80.0, 95.0]).unwrap();
         assert_sane(name, &f, 48);
         assert_eq!(f.start, taxi.timestamp(taxi.len() - 48), "{name}");
-        let mase = prescale::eval::metrics::mase(
+        let mase = prescale::forecast::metrics::mase(
             &taxi.values()[taxi.len() - 48..],
             &f.mean,
             history.values(),

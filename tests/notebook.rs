@@ -1,12 +1,10 @@
 //! The notebook in `notebooks/` runs headless on fresh `backtest` and `simulate` outputs, so
 //! it cannot rot. Needs `notebooks/.venv` (made by `.ci/run` from `notebooks/requirements.txt`).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::dataset;
+use crate::common::dataset;
 
 fn prescale(args: &[&str]) {
     let out = assert_cmd::Command::cargo_bin("prescale")

@@ -1,13 +1,13 @@
 //! The Prometheus source against a real server (Debian's `prometheus`, backfilled with
 //! `promtool`), and its failure modes against a refused port and a silent one.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
+use crate::common::{load_dataset, Backfill, Prometheus};
 use assert_cmd::Command;
-use common::{load_dataset, Backfill, Prometheus};
 use prescale::series::Series;
 use prescale::source::prometheus::{
     query_range_blocking, PrometheusError, QueryOptions, RangeQuery,
@@ -188,11 +188,11 @@ fn a_refused_port_is_unreachable_after_the_retries() {
     };
     let err = query_range_blocking(&q, &quick(2)).unwrap_err();
     match &err {
-        PrometheusError::Unreachable {
-            attempts, message, ..
-        } => {
+        PrometheusError::Unreachable { attempts, .. } => {
             assert_eq!(*attempts, 3);
-            assert!(message.to_lowercase().contains("refused"), "{message}");
+            // The transport's cause is kept, not folded into the message.
+            let chain = prescale::human::chain(&err);
+            assert!(chain.to_lowercase().contains("refused"), "{chain}");
         }
         other => panic!("expected unreachable, got {other:?}"),
     }

@@ -4,7 +4,7 @@
 //! fixtures` (Prophet 1.5.0, default settings): Prophet's fitted parameters, its in-sample fit
 //! at up to 1,000 evenly spaced points and its 48-step forecast, for three real series.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,9 +1,7 @@
 //! `prescale simulate` on a real trace, through the built binary, and its errors.
 
-mod common;
-
+use crate::common::dataset;
 use assert_cmd::Command;
-use common::dataset;
 
 fn prescale() -> Command {
     Command::cargo_bin("prescale").expect("binary built")

@@ -1,10 +1,8 @@
 //! File sources on real files: the bundled datasets, and bad inputs that must fail clearly.
 
-mod common;
-
 use std::path::Path;
 
-use common::dataset;
+use crate::common::dataset;
 use polars::prelude::{Column, DataFrame};
 use prescale::series::{Aggregation, SeriesError};
 use prescale::source::{self, table, LoadOptions, SourceError};

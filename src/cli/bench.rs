@@ -6,13 +6,12 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::eval::m4;
-use crate::model::auto::{Auto, Combine};
-use crate::model::lstm::{Lstm, Network};
-use crate::model::{self, Floor};
+use crate::model::auto::{self, Combine};
+use crate::model::{self, lstm, Floor, ModelSpec};
 
 /// Flags of `prescale bench`.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(super) struct BenchArgs {
     #[command(subcommand)]
     which: Bench,
 }
@@ -48,6 +47,10 @@ struct M4Args {
     #[arg(long, value_name = "HOW", default_value = "best")]
     combine: Combine,
 
+    /// `auto`'s candidates, comma-separated registry names [default: auto's own list].
+    #[arg(long, value_delimiter = ',', value_name = "MODELS")]
+    candidates: Vec<String>,
+
     /// A network folder from `prescale train` for the `lstm` row [default: the bundled
     /// network for the series' step].
     #[arg(long, value_name = "DIR")]
@@ -55,7 +58,7 @@ struct M4Args {
 }
 
 /// Runs `prescale bench`.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Bench::M4(a) => run_m4(a),
     }
@@ -67,27 +70,34 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
     } else {
         args.models
     };
+    // The bench's own settings for the two models that take them here.
+    let mut auto_settings = auto::Settings {
+        combine: args.combine,
+        ..auto::Settings::default()
+    };
+    if !args.candidates.is_empty() {
+        auto_settings.candidates = args.candidates.iter().map(ModelSpec::named).collect();
+    }
+    let lstm_settings = lstm::Settings {
+        network: args.network.clone(),
+    };
     let models = names
         .iter()
-        .map(|n| -> anyhow::Result<Box<dyn model::Model>> {
-            if n == "auto" {
-                return Ok(Box::new(Auto {
-                    combine: args.combine,
-                    ..Auto::default()
-                }));
-            }
-            if let (true, Some(dir)) = (n == "lstm", &args.network) {
-                return Ok(Box::new(Lstm::with_network(Network::load(dir)?)));
-            }
-            Ok(model::by_name(n)?)
+        .map(|name| {
+            let settings = match name.as_str() {
+                "auto" => serde_json::to_value(&auto_settings)?,
+                "lstm" => serde_json::to_value(&lstm_settings)?,
+                _ => serde_json::Value::Null,
+            };
+            model::build(name, &settings).with_context(|| format!("--models {name}"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let data = m4::load(&args.data)
         .with_context(|| format!("loading the M4 hourly set from {}", args.data.display()))?;
-    println!("model,smape,mase,owa,seconds,n_series,coverage_95,msis_95,fallbacks");
+    outln!("model,smape,mase,owa,seconds,n_series,coverage_95,msis_95,fallbacks")?;
     for m in &models {
-        let s = m4::evaluate_floored(m.as_ref(), &data, args.limit, args.floor);
-        println!(
+        let s = m4::evaluate_floored(m.as_ref(), &data, args.limit, args.floor)?;
+        outln!(
             "{},{:.3},{:.3},{:.4},{:.3},{},{:.2},{:.3},{}",
             s.model,
             s.smape,
@@ -98,7 +108,7 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
             s.coverage_95,
             s.msis_95,
             s.fallbacks
-        );
+        )?;
     }
     Ok(())
 }

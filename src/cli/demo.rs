@@ -7,28 +7,30 @@ use anyhow::Context;
 use clap::Args;
 use polars::prelude::Column;
 
-use crate::eval::metrics;
+use crate::forecast::metrics;
 use crate::forecast::Forecast;
-use crate::model::{self, calendar_periods, season};
+use crate::model::{self, calendar_periods, season, ModelSpec};
+use crate::report::{self, section::section, ReportSettings};
 use crate::scale::policy::{plan, MetricTarget, PolicySettings};
+use crate::scale::replay_config::Capacity;
 use crate::series::{format_millis, Series};
-
-use super::report::{self, ReportSettings};
 use crate::source::{self, table::write_table, LoadOptions};
+
+use super::forecast::frame;
 
 /// The bundled series the demo forecasts (NYC taxi passengers every 30 minutes, from NAB).
 const DEMO_DATA: &str = "datasets/nyc_taxi.csv";
 
 /// Flags of `prescale demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(super) struct DemoArgs {
     /// Folder for the forecast file and the HTML report.
     #[arg(long, value_name = "DIR", default_value = "demo-output")]
     output: PathBuf,
 }
 
 /// Runs `prescale demo`.
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let path = bundled(DEMO_DATA);
     let series = source::load(&path, &LoadOptions::default())?
         .into_iter()
@@ -45,27 +47,31 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let (history, actual) = series.split_at(series.len() - horizon);
     let (candidates, seasons) = season::detect_for(&history);
-    println!(
+    outln!(
         "prescale demo: {} ({} points every {} min, {} to {})",
         path.display(),
         series.len(),
         series.step() / 60_000,
         format_millis(series.start()),
         format_millis(series.timestamp(series.len() - 1)),
-    );
-    println!(
+    )?;
+    outln!(
         "forecasting the last day ({horizon} steps from {}) from the {} points before it;\nseasons {:?}: the periods of one day and one week ({:?} steps) that the history's autocorrelation supports\n",
         format_millis(actual.start()),
         history.len(),
         seasons,
         candidates
-    );
+    )?;
     // MASE is scaled by the daily seasonal naive error, whatever the models use.
     let scale_period = horizon;
-    println!(
+    outln!(
         "{:<16} {:>10} {:>8} {:>8} {:>13}  fitted",
-        "model", "MAE", "MASE", "sMAPE", "95% coverage"
-    );
+        "model",
+        "MAE",
+        "MASE",
+        "sMAPE",
+        "95% coverage"
+    )?;
     let levels = [80.0, 95.0];
     let mut chosen: Option<(f64, String, Forecast)> = None;
     for name in model::names() {
@@ -78,7 +84,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             history.values(),
             scale_period,
         );
-        println!(
+        outln!(
             "{:<16} {:>10.1} {:>8.3} {:>8.2} {:>12.1}%  {}",
             name,
             metrics::mae(actual.values(), &forecast.mean),
@@ -92,7 +98,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                     &i.upper
                 )),
             fitted.describe()
-        );
+        )?;
         if name == "auto" {
             chosen = Some((mase, fitted.describe(), forecast));
         }
@@ -100,14 +106,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The forecast to act on is `auto`'s: chosen from the history alone, by backtesting the
     // candidates on its last windows (the table's scores use the day it had not seen).
     let (mase, why, forecast) = chosen.context("the registry has no auto model")?;
-    let mut table = forecast.to_frame()?;
+    let mut table = frame(None, &forecast)?;
     table.with_column(Column::new("actual".into(), actual.values()))?;
     let out = args.output.join("forecast.csv");
     write_table(&mut table, &out)?;
-    println!(
+    outln!(
         "\nusing auto (MASE {mase:.3} on the unseen day; below 1 beats the in-sample seasonal naive error)\n  {why}\nforecast with 80/95% intervals and the actual values written to {}",
         out.display()
-    );
+    )?;
     print_plan(&history, &forecast)?;
     report(&series, &args.output)?;
     Ok(())
@@ -134,20 +140,20 @@ fn print_plan(history: &Series, forecast: &Forecast) -> anyhow::Result<()> {
     }];
     let now = history.timestamp(history.len() - 1);
     let p = plan(&demo_settings(), &target, &[("passengers", forecast)], now)?;
-    println!(
+    outln!(
         "\nreplica plan at {} (1,000 passengers per pod, 5 min start-up, p90 headroom):\n  {} pods now: {}\n  serve {:.0} as the External metric (HPA AverageValue target 1000)",
         format_millis(now),
         p.desired,
         p.reason,
         p.external_value
-    );
+    )?;
     let schedule: Vec<String> = p
         .schedule
         .iter()
         .step_by(4)
         .map(|(t, r)| format!("{} {r}", &format_millis(*t)[11..16]))
         .collect();
-    println!("  schedule (every 2 h): {}", schedule.join(", "));
+    outln!("  schedule (every 2 h): {}", schedule.join(", "))?;
     Ok(())
 }
 
@@ -156,22 +162,22 @@ fn print_plan(history: &Series, forecast: &Forecast) -> anyhow::Result<()> {
 /// table and writes the HTML page.
 fn report(series: &Series, output: &Path) -> anyhow::Result<()> {
     let settings = ReportSettings {
-        models: model::names().into_iter().map(String::from).collect(),
+        models: model::names().into_iter().map(ModelSpec::named).collect(),
         horizon: None,
         windows: 3,
-        capacity: Some(DEMO_CAPACITY),
+        capacity: Capacity::PerReplica(DEMO_CAPACITY),
         startup: Duration::from_secs(demo_settings().startup as u64),
         quantile: demo_settings().quantile,
         max_replicas: demo_settings().max_replicas,
-        replay_model: "ets".into(),
+        replay_model: ModelSpec::named("ets"),
         refit_every: Duration::from_secs(3600),
         history: Duration::from_secs(14 * 86_400),
         replay: Duration::from_secs(28 * 86_400),
     };
-    let section = report::section(&settings, series)?;
-    println!(
+    let section = section(&settings, series)?;
+    outln!(
         "\nreplay of the last 28 days: the HPA on the observed load (reactive), on prescale's forecast (predictive), on both (hybrid), and a reference fed each step's level from its neighbours (rate-oracle: it reads the future)"
-    );
+    )?;
     let t = &section.simulation;
     // policy, under-provisioned, replica-hours, peak, events, overall, grade.
     let columns = [0, 1, 3, 4, 5, 10, 11];
@@ -198,19 +204,19 @@ fn report(series: &Series, output: &Path) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    println!("{}", line(&t.header));
+    outln!("{}", line(&t.header))?;
     for row in &t.rows {
-        println!("{}", line(row));
+        outln!("{}", line(row))?;
     }
     for advice in &section.advice {
-        println!("  {advice}");
+        outln!("  {advice}")?;
     }
     let path = output.join("report.html");
     report::write(&settings, vec![section], &path)?;
-    println!(
+    outln!(
         "\nthe report (backtest, forecast and replay figures) is in {}",
         path.display()
-    );
+    )?;
     Ok(())
 }
 

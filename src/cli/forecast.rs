@@ -7,16 +7,15 @@ use clap::Args;
 use polars::prelude::{Column, DataFrame};
 
 use crate::forecast::Forecast;
-use crate::model::lstm::{Lstm, Network};
-use crate::model::{self, FittedModel, Model};
+use crate::model::{self, FittedModel};
 use crate::series::Series;
-use crate::source::table::{write_csv, write_table};
+use crate::source::table::{self, write_csv, write_table};
 
 use super::args::{FitArgs, InputArgs};
 
 /// Flags of `prescale forecast`.
 #[derive(Debug, Args)]
-pub struct ForecastArgs {
+pub(super) struct ForecastArgs {
     #[command(flatten)]
     input: InputArgs,
 
@@ -46,32 +45,30 @@ pub struct ForecastArgs {
 }
 
 /// Runs `prescale forecast`.
-pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
-    let network = match &args.model_file {
-        Some(dir) if dir.is_dir() => Some(Lstm::with_network(Network::load(dir)?)),
-        _ => None,
-    };
-    if let (Some(path), None) = (&args.model_file, &network) {
+pub(super) fn run(args: ForecastArgs) -> anyhow::Result<()> {
+    // A folder is a trained network: the lstm model forecasting the input with it.
+    let network = args.model_file.as_deref().filter(|p| p.is_dir());
+    if let (Some(path), None) = (&args.model_file, network) {
         anyhow::ensure!(
             args.input.input.is_empty() && args.input.prometheus.is_none() && args.save_model.is_none(),
             "{} is a fitted model: it forecasts the series it was fitted on, so --input, --prometheus and --save-model do not apply (a folder from `prescale train` takes input)",
             path.display()
         );
         let fitted = FittedModel::load(path)?;
-        eprintln!("{}: {}", path.display(), fitted.describe());
-        let mut table = fitted
-            .predict(args.horizon, args.fit.levels())?
-            .to_frame()?;
-        return write(&mut table, args.output.as_deref());
+        note!("{}: {}", path.display(), fitted.describe());
+        let forecast = fitted.predict(args.horizon, args.fit.levels())?;
+        return write(&mut frame(None, &forecast)?, args.output.as_deref());
     }
-    anyhow::ensure!(
-        args.model == "prophet" || !args.fit.prophet.any(),
-        "the Prophet flags (--growth, --add-seasonality, --events, ...) need --model prophet"
-    );
-    let model: Box<dyn Model> = match network {
-        Some(lstm) => Box::new(lstm),
-        None => args.fit.model(&args.model)?,
+    let name = if network.is_some() {
+        "lstm"
+    } else {
+        &args.model
     };
+    let model = args
+        .fit
+        .models(&[name.to_string()], network)?
+        .pop()
+        .context("no model")?;
     let all = args.input.load()?;
     anyhow::ensure!(
         args.save_model.is_none() || all.len() == 1,
@@ -87,15 +84,15 @@ pub fn run(args: ForecastArgs) -> anyhow::Result<()> {
         let forecast = fitted.predict(args.horizon, args.fit.levels())?;
         if let Some(path) = &args.save_model {
             fitted.save(path)?;
-            eprintln!("saved the fitted model to {}", path.display());
+            note!("saved the fitted model to {}", path.display());
         }
-        eprintln!(
+        note!(
             "{}: {} points; {}",
             series.labels(),
             series.len(),
             fitted.describe()
         );
-        let df = frame(series, &forecast, many)?;
+        let df = frame(many.then_some(series), &forecast)?;
         match &mut table {
             Some(t) => {
                 t.vstack_mut_owned(df)?;
@@ -112,18 +109,30 @@ fn write(table: &mut DataFrame, output: Option<&Path>) -> anyhow::Result<()> {
     match output {
         Some(path) => {
             write_table(table, path)?;
-            eprintln!("wrote {} row(s) to {}", table.height(), path.display());
+            note!("wrote {} row(s) to {}", table.height(), path.display());
         }
-        None => write_csv(table, std::io::stdout().lock())?,
+        None => write_stdout(table)?,
     }
     Ok(())
 }
 
-/// The forecast table of one series; with several series, a leading `series` column says
-/// which.
-fn frame(series: &Series, forecast: &Forecast, with_name: bool) -> anyhow::Result<DataFrame> {
-    let mut df = forecast.to_frame()?;
-    if with_name {
+/// Writes a table as CSV to stdout; a closed pipe is reported as the I/O error it is (and
+/// `main` treats it as success).
+pub(super) fn write_stdout(table: &mut DataFrame) -> anyhow::Result<()> {
+    let mut buffer = Vec::new();
+    write_csv(table, &mut buffer)?;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&buffer)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The forecast table; with `series` (several series in one output), a leading `series`
+/// column says which.
+pub(super) fn frame(series: Option<&Series>, forecast: &Forecast) -> anyhow::Result<DataFrame> {
+    let mut df = table::frame(forecast.timestamps().collect(), &forecast.columns())?;
+    if let Some(series) = series {
         let name = series.labels().to_string();
         let column = Column::new("series".into(), vec![name; df.height()]);
         df.insert_column(0, column)?;

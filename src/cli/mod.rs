@@ -1,4 +1,22 @@
-//! The `prescale` command line: one file per subcommand, each thin over the library.
+//! The `prescale` command line: one file per subcommand, each parsing its flags into the
+//! library's settings, calling the library, and printing.
+
+/// `writeln!` to stdout that returns the error instead of panicking, so a closed pipe
+/// (`prescale ... | head`) ends the command quietly (see `main`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that never panics: a progress note that cannot be written is dropped.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 mod args;
 mod backtest;
@@ -42,8 +60,10 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; library events at `warn` and above (or as `PRESCALE_LOG`
+/// says, e.g. `PRESCALE_LOG=debug`) go to stderr.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging();
     match cli.command {
         Command::Forecast(args) => forecast::run(*args),
         Command::Backtest(args) => backtest::run(*args),
@@ -52,5 +72,55 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(*args),
         Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
+    }
+}
+
+/// The tracing subscriber: compact lines on stderr, filtered by `PRESCALE_LOG`.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PRESCALE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A second call (tests running several commands in one process) keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// The error's chain on one line, for `main`: `what failed: why: root cause`.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        // A wrapper whose message already ends with its cause's would repeat it.
+        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// True when the command failed only because stdout was closed (`prescale ... | head`):
+/// that is success for a command line tool.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_join_causes_once_and_broken_pipes_are_recognised() {
+        let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "pipe closed");
+        let e = anyhow::Error::new(io).context("writing the forecast");
+        assert_eq!(error_line(&e), "writing the forecast: pipe closed");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("no such file")));
     }
 }

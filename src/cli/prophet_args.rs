@@ -1,18 +1,18 @@
-//! The `prophet` model's flags.
-
-use std::path::{Path, PathBuf};
+//! The `prophet` model's flags, turned into [`prophet::Settings`](Settings); the model
+//! checks the values (every problem at once) when it is built.
 
 use anyhow::{bail, Context};
 use clap::Args;
+use std::path::PathBuf;
 
 use crate::model::prophet::{CustomSeasonality, Event, Growth, Mode, Settings};
-use crate::series::Millis;
+use crate::source::events;
 
-use super::args::{parse_duration, parse_time};
+use super::args::parse_duration;
 
 /// Settings of `--model prophet` (Prophet's names and defaults).
 #[derive(Debug, Args, Default)]
-pub struct ProphetArgs {
+pub(super) struct ProphetArgs {
     /// Prophet's trend: `linear`, `logistic` (needs --cap) or `flat`.
     #[arg(long, value_name = "GROWTH", value_parser = ["linear", "logistic", "flat"])]
     growth: Option<String>,
@@ -57,7 +57,7 @@ pub struct ProphetArgs {
 
 impl ProphetArgs {
     /// True when any Prophet flag was given.
-    pub fn any(&self) -> bool {
+    pub(super) fn any(&self) -> bool {
         self.growth.is_some()
             || self.cap.is_some()
             || self.seasonality_mode.is_some()
@@ -70,8 +70,8 @@ impl ProphetArgs {
             || self.seed.is_some()
     }
 
-    /// Prophet's settings from the flags; every problem is reported at once.
-    pub fn settings(&self) -> anyhow::Result<Settings> {
+    /// Prophet's settings from the flags; every flag that does not parse is reported at once.
+    pub(super) fn settings(&self) -> anyhow::Result<Settings> {
         let mut s = Settings::default();
         let mut problems = Vec::new();
         match (self.growth.as_deref(), self.cap) {
@@ -87,23 +87,11 @@ impl ProphetArgs {
         if let Some(n) = self.changepoints {
             s.changepoints = n;
         }
-        for (flag, value, target) in [
-            (
-                "--changepoint-prior-scale",
-                self.changepoint_prior_scale,
-                &mut s.changepoint_prior_scale,
-            ),
-            (
-                "--seasonality-prior-scale",
-                self.seasonality_prior_scale,
-                &mut s.seasonality_prior_scale,
-            ),
-        ] {
-            match value {
-                Some(v) if v.is_finite() && v > 0.0 => *target = v,
-                Some(v) => problems.push(format!("{flag} must be a positive number, got {v}")),
-                None => {}
-            }
+        if let Some(v) = self.changepoint_prior_scale {
+            s.changepoint_prior_scale = v;
+        }
+        if let Some(v) = self.seasonality_prior_scale {
+            s.seasonality_prior_scale = v;
         }
         for spec in &self.add_seasonality {
             match parse_seasonality(spec) {
@@ -112,9 +100,14 @@ impl ProphetArgs {
             }
         }
         if let Some(path) = &self.events {
-            match read_events(path) {
-                Ok(events) => s.events = events,
-                Err(e) => problems.push(format!("--events {}: {e:#}", path.display())),
+            match events::read(path) {
+                Ok(read) => {
+                    s.events = read
+                        .into_iter()
+                        .map(|(name, occurrences)| Event { name, occurrences })
+                        .collect();
+                }
+                Err(e) => problems.push(format!("--events: {}", crate::human::chain(&e))),
             }
         }
         if let Some(n) = self.samples {
@@ -136,58 +129,15 @@ fn parse_seasonality(spec: &str) -> anyhow::Result<CustomSeasonality> {
     let [name, period, order] = parts[..] else {
         bail!("expected NAME:PERIOD:ORDER, e.g. hourly:1h:3");
     };
-    if name.is_empty() {
-        bail!("the name is empty");
-    }
     let period = parse_duration(period)?.as_secs_f64();
-    if period <= 0.0 {
-        bail!("the period must be positive");
-    }
-    let order: u32 =
-        order.parse().ok().filter(|o| *o > 0).with_context(|| {
-            format!("the Fourier order {order:?} is not a positive whole number")
-        })?;
+    let order: u32 = order
+        .parse()
+        .with_context(|| format!("the Fourier order {order:?} is not a whole number"))?;
     Ok(CustomSeasonality {
         name: name.to_string(),
         period_seconds: period,
         fourier_order: order,
     })
-}
-
-/// Reads an events CSV: `name,start[,end]`, grouped by name in order of appearance.
-fn read_events(path: &Path) -> anyhow::Result<Vec<Event>> {
-    const DAY: Millis = 86_400_000;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .context("cannot read the file")?;
-    let mut events: Vec<Event> = Vec::new();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("row {}", line + 2))?;
-        let field = |i: usize| record.get(i).map(str::trim).filter(|f| !f.is_empty());
-        let at = |what| format!("row {}: {what}", line + 2);
-        let name = field(0).with_context(|| at("no name"))?;
-        let start = parse_time(field(1).with_context(|| at("no start"))?)
-            .with_context(|| at("bad start"))?;
-        let end = match field(2) {
-            Some(end) => parse_time(end).with_context(|| at("bad end"))?,
-            None => start + DAY,
-        };
-        if end <= start {
-            bail!(at("the end is not after the start"));
-        }
-        match events.iter_mut().find(|e| e.name == name) {
-            Some(e) => e.occurrences.push((start, end)),
-            None => events.push(Event {
-                name: name.to_string(),
-                occurrences: vec![(start, end)],
-            }),
-        }
-    }
-    if events.is_empty() {
-        bail!("no events in the file");
-    }
-    Ok(events)
 }
 
 #[cfg(test)]
@@ -198,41 +148,40 @@ mod tests {
     fn seasonality_specs_parse_or_explain() {
         let s = parse_seasonality("hourly:1h:3").unwrap();
         assert_eq!((s.period_seconds, s.fourier_order), (3600.0, 3));
-        for bad in ["hourly:1h", ":1h:3", "x:soon:3", "x:1h:0", "x:0s:2"] {
+        for bad in ["hourly:1h", "x:soon:3", "x:1h:many"] {
             assert!(parse_seasonality(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn events_group_by_name_and_default_to_one_day() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.csv");
-        std::fs::write(
-            &path,
-            "name,start,end\nsale,2024-11-29T00:00:00Z,\nsale,2025-11-28T00:00:00Z,2025-11-30T00:00:00Z\nlaunch,1700000000,\n",
-        )
-        .unwrap();
-        let events = read_events(&path).unwrap();
-        assert_eq!(events.len(), 2);
-        assert_eq!(events[0].occurrences.len(), 2);
-        let (start, end) = events[0].occurrences[0];
-        assert_eq!(end - start, 86_400_000);
-        assert_eq!(events[1].occurrences[0].0, 1_700_000_000_000);
-        std::fs::write(&path, "name,start\nsale,yesterday\n").unwrap();
-        assert!(read_events(&path).is_err());
-    }
-
-    #[test]
-    fn every_problem_is_reported() {
+    fn every_flag_problem_is_reported() {
         let args = ProphetArgs {
             growth: Some("logistic".into()),
-            changepoint_prior_scale: Some(-1.0),
             add_seasonality: vec!["bad".into()],
             ..ProphetArgs::default()
         };
         let message = args.settings().unwrap_err().to_string();
-        for part in ["--cap", "--changepoint-prior-scale", "--add-seasonality"] {
+        for part in ["--cap", "--add-seasonality"] {
             assert!(message.contains(part), "{message}");
+        }
+    }
+
+    #[test]
+    fn values_are_checked_by_the_model_when_it_is_built() {
+        let args = ProphetArgs {
+            changepoint_prior_scale: Some(-1.0),
+            add_seasonality: vec!["x:0s:0".into()],
+            ..ProphetArgs::default()
+        };
+        let settings = args.settings().unwrap();
+        let err = crate::model::prophet::Prophet::from_settings(settings).unwrap_err();
+        let text = err.to_string();
+        for part in [
+            "changepoint_prior_scale",
+            "period must be positive",
+            "Fourier order",
+        ] {
+            assert!(text.contains(part), "{text}");
         }
     }
 }

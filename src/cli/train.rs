@@ -13,7 +13,7 @@ use super::args::InputArgs;
 
 /// Flags of `prescale train`.
 #[derive(Debug, Args)]
-pub struct TrainArgs {
+pub(super) struct TrainArgs {
     #[command(flatten)]
     input: InputArgs,
 
@@ -92,7 +92,7 @@ pub struct TrainArgs {
 }
 
 /// Runs `prescale train`.
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.model != "lstm" {
         bail!(
             "only the lstm model is trained ahead of time; {:?} fits per series (use `prescale forecast --model {}`)",
@@ -132,7 +132,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let device = lstm::best_device();
-    eprintln!(
+    note!(
         "training lstm on {} series ({} points) on {:?}: window {}, patch {}, horizon {}, hidden {}x{}",
         series.len(),
         series.iter().map(|s| s.len()).sum::<usize>(),
@@ -155,9 +155,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             e.train_loss, e.validation_loss, e.best_loss
         ));
         if bar.is_hidden() {
-            eprintln!(
+            note!(
                 "epoch {}/{}: train loss {:.4}, validation loss {:.4} (best {:.4})",
-                e.epoch, e.max_epochs, e.train_loss, e.validation_loss, e.best_loss
+                e.epoch,
+                e.max_epochs,
+                e.train_loss,
+                e.validation_loss,
+                e.best_loss
             );
         }
     })?;
@@ -170,7 +174,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     network.record_command(command.join(" "));
     network.save(&args.output)?;
     let t = &network.config().training;
-    eprintln!(
+    note!(
         "kept epoch {} of {} (validation pinball loss {:.4} on {} windows) in {:.1} s; calibration {:?}",
         t.best_epoch,
         t.epochs,
@@ -184,6 +188,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .map(|c| (c * 1000.0).round() / 1000.0)
             .collect::<Vec<_>>()
     );
-    eprintln!("saved to {}", args.output.display());
+    note!("saved to {}", args.output.display());
     Ok(())
 }

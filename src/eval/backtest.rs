@@ -1,9 +1,12 @@
 //! Rolling-origin backtests: refit at several origins, forecast, score against what followed.
 
+use polars::prelude::{Column, DataFrame, PolarsError};
 use thiserror::Error;
 
+use crate::forecast::format_level;
 use crate::model::{self, Floor, Model, ModelError};
 use crate::series::{Millis, Series};
+use crate::source::table::timestamp_column;
 
 use super::{score, Scores};
 
@@ -72,7 +75,7 @@ pub enum BacktestError {
 }
 
 /// The result of one window: its scores, or why the model failed there.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Window {
     /// Window number, 0 = earliest.
     pub index: usize,
@@ -111,6 +114,73 @@ pub fn run(
             }
         })
         .collect())
+}
+
+/// One window of one model on one series: a row of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The series' name ([`series_name`]).
+    pub series: String,
+    /// The model's name.
+    pub model: String,
+    /// The window and its outcome.
+    pub window: Window,
+}
+
+/// A file's series is named by its stem; a series of a multi-series source by its labels.
+pub fn series_name(series: &Series) -> String {
+    let labels = series.labels();
+    if labels.pairs.is_empty() {
+        labels.name.clone()
+    } else {
+        labels.to_string()
+    }
+}
+
+/// The results table of the windows that were scored: `series,model,window,origin,mae,rmse,
+/// smape,mase`, then `coverage_<L>,msis_<L>` per level.
+pub fn results_table(rows: &[Row], levels: &[f64]) -> Result<DataFrame, PolarsError> {
+    let ok: Vec<(&Row, &Scores)> = rows
+        .iter()
+        .filter_map(|r| r.window.outcome.as_ref().ok().map(|s| (r, s)))
+        .collect();
+    let scores =
+        |f: &dyn Fn(&Scores) -> f64| -> Vec<f64> { ok.iter().map(|(_, s)| f(s)).collect() };
+    let mut columns = vec![
+        Column::new(
+            "series".into(),
+            ok.iter()
+                .map(|(r, _)| r.series.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "model".into(),
+            ok.iter().map(|(r, _)| r.model.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "window".into(),
+            ok.iter()
+                .map(|(r, _)| r.window.index as u32)
+                .collect::<Vec<_>>(),
+        ),
+        timestamp_column("origin", ok.iter().map(|(r, _)| r.window.origin).collect())?,
+        Column::new("mae".into(), scores(&|s| s.mae)),
+        Column::new("rmse".into(), scores(&|s| s.rmse)),
+        Column::new("smape".into(), scores(&|s| s.smape)),
+        Column::new("mase".into(), scores(&|s| s.mase)),
+    ];
+    for (i, level) in levels.iter().enumerate() {
+        let l = format_level(*level);
+        columns.push(Column::new(
+            format!("coverage_{l}").into(),
+            scores(&|s| s.intervals.get(i).map_or(f64::NAN, |x| x.coverage)),
+        ));
+        columns.push(Column::new(
+            format!("msis_{l}").into(),
+            scores(&|s| s.intervals.get(i).map_or(f64::NAN, |x| x.msis)),
+        ));
+    }
+    DataFrame::new(ok.len(), columns)
 }
 
 #[cfg(test)]
@@ -158,8 +228,11 @@ mod tests {
             run(m.as_ref(), &s, &plan, &[12], 12, &[80.0]).unwrap()
         };
         let (a, b) = (run_on(base), run_on(wild));
-        assert_eq!(a[..2], b[..2]);
-        assert_ne!(a[2], b[2]);
+        let scores = |w: &[Window]| -> Vec<Option<Scores>> {
+            w.iter().map(|w| w.outcome.as_ref().ok().cloned()).collect()
+        };
+        assert_eq!(scores(&a[..2]), scores(&b[..2]));
+        assert_ne!(scores(&a[2..]), scores(&b[2..]));
         assert!(a[0].outcome.as_ref().unwrap().mase.is_finite());
     }
 }

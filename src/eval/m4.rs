@@ -11,7 +11,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::model::{self, Floor, Model};
+use crate::human::chain;
+use crate::model::naive::SeasonalNaive;
+use crate::model::{self, Floor, Model, ModelError};
 use crate::series::Series;
 use crate::source::{self, LoadOptions, SourceError};
 
@@ -86,8 +88,13 @@ pub struct Summary {
 /// with forecasts floored at zero for non-negative histories ([`Floor::Auto`]).
 ///
 /// A series on which the model fails is forecast by seasonal naive instead and counted in
-/// [`Summary::fallbacks`], so the averages always cover the same series.
-pub fn evaluate(model: &dyn Model, data: &Dataset, limit: Option<usize>) -> Summary {
+/// [`Summary::fallbacks`], so the averages always cover the same series; only when seasonal
+/// naive fails too (a series shorter than a day) is it an error.
+pub fn evaluate(
+    model: &dyn Model,
+    data: &Dataset,
+    limit: Option<usize>,
+) -> Result<Summary, ModelError> {
     evaluate_floored(model, data, limit, Floor::Auto)
 }
 
@@ -97,9 +104,10 @@ pub fn evaluate_floored(
     data: &Dataset,
     limit: Option<usize>,
     floor: Floor,
-) -> Summary {
+) -> Result<Summary, ModelError> {
     let n = limit.map_or(data.train.len(), |l| l.min(data.train.len()));
     let started = Instant::now();
+    let baseline = SeasonalNaive::seasonal();
     let results: Vec<(Scores, bool)> = data.train[..n]
         .par_iter()
         .zip(&data.test[..n])
@@ -110,19 +118,17 @@ pub fn evaluate_floored(
             };
             let (forecast, fell_back) = match forecast(model) {
                 Ok(f) => (f, false),
-                Err(_) => {
-                    let baseline = model::by_name("seasonal-naive").expect("registered");
-                    let f = forecast(baseline.as_ref())
-                        .expect("M4 hourly series are longer than a day");
-                    (f, true)
+                Err(e) => {
+                    tracing::debug!(series = %train.labels(), model = model.name(), reason = %chain(&e), "seasonal naive stands in");
+                    (forecast(&baseline)?, true)
                 }
             };
-            (
+            Ok((
                 score(test.values(), &forecast, train.values(), PERIOD),
                 fell_back,
-            )
+            ))
         })
-        .collect();
+        .collect::<Result<_, ModelError>>()?;
     let seconds = started.elapsed().as_secs_f64();
     let mean =
         |f: &dyn Fn(&Scores) -> f64| results.iter().map(|(s, _)| f(s)).sum::<f64>() / n as f64;
@@ -131,7 +137,7 @@ pub fn evaluate_floored(
     };
     let smape = mean(&|s| s.smape);
     let mase = mean(&|s| s.mase);
-    Summary {
+    Ok(Summary {
         model: model.name().to_string(),
         smape,
         mase,
@@ -141,7 +147,7 @@ pub fn evaluate_floored(
         coverage_95: mean(&|s| interval(s, |i| i.coverage)),
         msis_95: mean(&|s| interval(s, |i| i.msis)),
         fallbacks: results.iter().filter(|(_, f)| *f).count(),
-    }
+    })
 }
 
 /// M4's overall weighted average: the mean of sMAPE and MASE relative to Naive2's.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::forecast::Forecast;
 
-use super::metrics;
+use crate::forecast::metrics;
 
 /// Accuracy of one forecast window.
 #[derive(Debug, Clone, PartialEq, Serialize)]

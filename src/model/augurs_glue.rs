@@ -26,24 +26,18 @@ pub(crate) fn predict_levels<P: Predict>(
             .collect();
         prepared.restore(&seasoned)
     };
-    let failed = |message: String| ModelError::Failed {
-        model: model.to_string(),
-        message,
-    };
+    let failed = |cause: Box<dyn std::error::Error + Send + Sync>| ModelError::failed(model, cause);
     let k = prepared.model_horizon(horizon);
-    let point = fitted
-        .predict(k, None)
-        .map_err(|e| failed(e.to_string()))?
-        .point;
+    let point = fitted.predict(k, None).map_err(|e| failed(e.into()))?.point;
     let mean = back(&point);
     let mut intervals = Vec::with_capacity(levels.len());
     for &level in levels {
         let f = fitted
             .predict(k, Some(level / 100.0))
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(e.into()))?;
         let i = f
             .intervals
-            .ok_or_else(|| failed(format!("no {level}% interval")))?;
+            .ok_or_else(|| failed(format!("no {level}% interval").into()))?;
         intervals.push(Interval {
             level,
             lower: back(&i.lower),

@@ -26,14 +26,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::forecast::{Interval, Prediction};
 use crate::series::Series;
 
-use super::registry;
+use crate::human::chain;
+
+use super::registry::{self, ModelSpec};
 use super::{normal_quantile, Fitted, Model, ModelError};
 
-/// How the candidates become one forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How the candidates become one forecast; written `best`, `topK` (e.g. `top2`), `median`
+/// or `inverse-error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Combine {
     /// The candidate with the lowest validation MASE.
     Best,
@@ -43,6 +48,49 @@ pub enum Combine {
     Median,
     /// The mean weighted by `1 / MASE`.
     InverseError,
+}
+
+impl std::fmt::Display for Combine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Best => f.write_str("best"),
+            Self::Top(k) => write!(f, "top{k}"),
+            Self::Median => f.write_str("median"),
+            Self::InverseError => f.write_str("inverse-error"),
+        }
+    }
+}
+
+impl Serialize for Combine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Combine {
+    /// Reads the text form, and the derived form model files used before it (`"Best"`,
+    /// `{"Top": 2}`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        enum Legacy {
+            Top(usize),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Legacy(Legacy),
+        }
+        match Form::deserialize(d)? {
+            Form::Text(text) => match text.as_str() {
+                "Best" => Ok(Self::Best),
+                "Median" => Ok(Self::Median),
+                "InverseError" => Ok(Self::InverseError),
+                other => other.parse().map_err(serde::de::Error::custom),
+            },
+            Form::Legacy(Legacy::Top(k)) => Ok(Self::Top(k)),
+        }
+    }
 }
 
 impl std::str::FromStr for Combine {
@@ -64,11 +112,12 @@ impl std::str::FromStr for Combine {
     }
 }
 
-/// The automatic model.
-#[derive(Debug, Clone)]
-pub struct Auto {
-    /// Candidate models by registry name.
-    pub candidates: Vec<&'static str>,
+/// `auto`'s settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Candidate models, each a registry name or a name with its settings.
+    pub candidates: Vec<ModelSpec>,
     /// Validation windows.
     pub windows: usize,
     /// Steps per validation window; `None`: two of the first season (two days for hourly
@@ -78,14 +127,78 @@ pub struct Auto {
     pub combine: Combine,
 }
 
-impl Default for Auto {
+impl Default for Settings {
     fn default() -> Self {
         Self {
-            candidates: vec!["ets", "mstl", "theta", "arima", "prophet", "lstm"],
+            candidates: ["ets", "mstl", "theta", "arima", "prophet", "lstm"]
+                .into_iter()
+                .map(ModelSpec::named)
+                .collect(),
             windows: 2,
             horizon: None,
             combine: Combine::Best,
         }
+    }
+}
+
+/// The automatic model: its settings and the candidate models built from them.
+#[derive(Clone)]
+pub struct Auto {
+    settings: Settings,
+    candidates: Vec<Arc<dyn Model>>,
+}
+
+impl std::fmt::Debug for Auto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auto")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Auto {
+    fn default() -> Self {
+        Self::from_settings(Settings::default()).expect("the default candidates are registered")
+    }
+}
+
+impl Auto {
+    /// `auto` with these settings; each candidate is built through the registry (so its
+    /// settings are checked now), and `auto` itself is no candidate.
+    pub fn from_settings(settings: Settings) -> Result<Self, ModelError> {
+        let mut problems = Vec::new();
+        if settings.candidates.is_empty() {
+            problems.push("candidates: at least one model is needed".to_string());
+        }
+        if settings.windows == 0 {
+            problems.push("windows: at least one validation window is needed".into());
+        }
+        if settings.horizon == Some(0) {
+            problems.push("horizon: a validation window needs at least one step".into());
+        }
+        let mut candidates = Vec::new();
+        for spec in &settings.candidates {
+            if spec.name == "auto" {
+                problems.push("candidates: auto cannot be its own candidate".into());
+                continue;
+            }
+            match spec.build() {
+                Ok(m) => candidates.push(Arc::from(m)),
+                Err(e) => problems.push(format!("candidate {}: {e}", spec.name)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ModelError::settings("auto", problems.join("; ")));
+        }
+        Ok(Self {
+            settings,
+            candidates,
+        })
+    }
+
+    /// The settings it was built from.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 }
 
@@ -94,6 +207,8 @@ const SPREAD_LEVEL: f64 = 80.0;
 
 /// One candidate's validation.
 struct Validated {
+    /// Index into the candidates.
+    candidate: usize,
     name: &'static str,
     /// Mean MASE over the windows.
     error: f64,
@@ -123,6 +238,9 @@ struct AutoState {
     cross_scores: Vec<f64>,
     /// Candidates that could not be validated.
     dropped: Vec<String>,
+    /// Why each of `dropped` could not be (empty in files from before it was kept).
+    #[serde(default)]
+    dropped_reasons: Vec<String>,
 }
 
 struct FittedAuto {
@@ -137,35 +255,52 @@ impl Model for Auto {
 
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         let period = seasons.first().copied().unwrap_or(1);
-        let horizon = self.horizon.unwrap_or((2 * period).max(8));
+        let Settings {
+            windows, combine, ..
+        } = self.settings;
+        let horizon = self.settings.horizon.unwrap_or((2 * period).max(8));
         let n = series.len();
-        let needed = (self.windows + 2) * horizon;
-        if self.windows == 0 || n < needed {
+        let needed = (windows + 2) * horizon;
+        if windows == 0 || n < needed {
             return Err(ModelError::TooShort {
                 model: "auto".into(),
                 needed,
                 got: n,
             });
         }
-        let origins: Vec<usize> = (0..self.windows)
-            .map(|w| n - (self.windows - w) * horizon)
-            .collect();
+        let origins: Vec<usize> = (0..windows).map(|w| n - (windows - w) * horizon).collect();
         let mut validated = Vec::new();
         let mut dropped = Vec::new();
-        for &name in &self.candidates {
-            match validate(name, series, seasons, &origins, horizon, period) {
-                Some(v) => validated.push(v),
-                None => dropped.push(name.to_string()),
+        for (candidate, model) in self.candidates.iter().enumerate() {
+            match validate(
+                candidate,
+                model.as_ref(),
+                series,
+                seasons,
+                &origins,
+                horizon,
+                period,
+            ) {
+                Ok(v) => validated.push(v),
+                Err(e) => {
+                    let reason = chain(&e);
+                    tracing::warn!(candidate = model.name(), %reason, "auto dropped a candidate");
+                    dropped.push((model.name().to_string(), reason));
+                }
             }
         }
         if validated.is_empty() {
-            return Err(ModelError::Failed {
-                model: "auto".into(),
-                message: format!("no candidate could be validated ({})", dropped.join(", ")),
-            });
+            let reasons: Vec<String> = dropped
+                .iter()
+                .map(|(name, why)| format!("{name}: {why}"))
+                .collect();
+            return Err(ModelError::failed(
+                "auto",
+                format!("no candidate could be validated ({})", reasons.join("; ")),
+            ));
         }
         let errors: Vec<f64> = validated.iter().map(|v| v.error).collect();
-        let weights = weights(self.combine, &errors);
+        let weights = weights(combine, &errors);
         // Conformal scores of the combined window forecasts, twice: with the final weights
         // (the choice scored on the windows that made it, which flatters a lucky winner), and
         // cross-fitted, each window combined with the weights the *other* windows give (which
@@ -180,8 +315,8 @@ impl Model for Auto {
                 .iter()
                 .map(|v| v.windows[w].1.as_slice())
                 .collect();
-            let mean = combine(self.combine, weights, &means);
-            let spread = combine(self.combine, weights, &spreads);
+            let mean = self::combine(combine, weights, &means);
+            let spread = self::combine(combine, weights, &spreads);
             let actual = &series.values()[origins[w]..origins[w] + horizon];
             let sigma_of = |half: f64| half / normal_quantile(SPREAD_LEVEL);
             actual
@@ -196,12 +331,12 @@ impl Model for Auto {
         let mut cross_scores = Vec::new();
         for w in 0..origins.len() {
             scores.extend(window_scores(w, &weights));
-            if self.windows > 1 {
+            if windows > 1 {
                 let held_out: Vec<f64> = validated
                     .iter()
                     .map(|v| mean_error(&v.window_errors, Some(w)))
                     .collect();
-                cross_scores.extend(window_scores(w, &self::weights(self.combine, &held_out)));
+                cross_scores.extend(window_scores(w, &self::weights(combine, &held_out)));
             }
         }
         scores.sort_by(f64::total_cmp);
@@ -212,28 +347,25 @@ impl Model for Auto {
             if *w == 0.0 {
                 continue;
             }
-            let model = registry::by_name(v.name)?;
-            let f = model.fit(series, seasons)?;
+            let f = self.candidates[v.candidate].fit(series, seasons)?;
             members.push(Member {
                 model: v.name.to_string(),
                 weight: *w,
                 error: v.error,
-                state: f.to_state().map_err(|e| ModelError::Failed {
-                    model: v.name.into(),
-                    message: e.to_string(),
-                })?,
+                state: f.to_state().map_err(|e| ModelError::failed(v.name, e))?,
             });
             fitted.push(f);
         }
-        let state = AutoState {
-            combine: self.combine,
+        let (dropped, dropped_reasons) = dropped.into_iter().unzip();
+        let mut state = AutoState {
+            combine,
             members,
             scores,
             cross_scores,
             dropped,
+            dropped_reasons,
         };
         // Keep every validated candidate's error for the description.
-        let mut state = state;
         for v in &validated {
             if !state.members.iter().any(|m| m.model == v.name) {
                 state.members.push(Member {
@@ -248,30 +380,31 @@ impl Model for Auto {
     }
 }
 
-/// Backtests `name` on the windows starting at `origins`; `None` when it fails on any.
+/// Backtests `model` on the windows starting at `origins`; the first failure is the error.
 fn validate(
-    name: &'static str,
+    candidate: usize,
+    model: &dyn Model,
     series: &Series,
     seasons: &[usize],
     origins: &[usize],
     horizon: usize,
     period: usize,
-) -> Option<Validated> {
-    let model = registry::by_name(name).ok()?;
+) -> Result<Validated, ModelError> {
     let mut errors = Vec::new();
     let mut windows = Vec::new();
     for &origin in origins {
         let history = series.slice(0..origin);
         let p = model
             .fit(&history, seasons)
-            .and_then(|f| f.predict(horizon, &[SPREAD_LEVEL]))
-            .ok()?;
-        let half: Vec<f64> = p
+            .and_then(|f| f.predict(horizon, &[SPREAD_LEVEL]))?;
+        let interval = p
             .intervals
-            .first()?
+            .first()
+            .ok_or(ModelError::InvalidLevel(SPREAD_LEVEL))?;
+        let half: Vec<f64> = interval
             .lower
             .iter()
-            .zip(&p.intervals[0].upper)
+            .zip(&interval.upper)
             .map(|(l, u)| (u - l) / 2.0)
             .collect();
         let actual = &series.values()[origin..origin + horizon];
@@ -288,7 +421,7 @@ fn validate(
             .copied()
             .filter(|v| v.is_finite())
             .collect();
-        let scale = crate::eval::metrics::seasonal_scale(&observed, period);
+        let scale = crate::forecast::metrics::seasonal_scale(&observed, period);
         let error = if count > 0 && scale > 0.0 && scale.is_finite() {
             sum / count as f64 / scale
         } else {
@@ -296,12 +429,16 @@ fn validate(
         };
         errors.push(error);
         if !p.mean.iter().all(|v| v.is_finite()) {
-            return None;
+            return Err(ModelError::failed(
+                model.name(),
+                "a validation forecast is not finite",
+            ));
         }
         windows.push((p.mean, half));
     }
-    Some(Validated {
-        name,
+    Ok(Validated {
+        candidate,
+        name: model.name(),
         error: mean_error(&errors, None),
         window_errors: errors,
         windows,
@@ -507,7 +644,17 @@ impl Fitted for FittedAuto {
         let dropped = if self.state.dropped.is_empty() {
             String::new()
         } else {
-            format!("; failed validation: {}", self.state.dropped.join(", "))
+            let named: Vec<String> = self
+                .state
+                .dropped
+                .iter()
+                .enumerate()
+                .map(|(i, name)| match self.state.dropped_reasons.get(i) {
+                    Some(why) => format!("{name} ({why})"),
+                    None => name.clone(),
+                })
+                .collect();
+            format!("; failed validation: {}", named.join(", "))
         };
         format!(
             "auto: {chosen}; validation MASE {}{dropped}; intervals calibrated on {} window steps",

@@ -76,7 +76,7 @@ impl Model for Ets {
         };
         let fitted = AutoETS::non_seasonal()
             .fit(&state.adjusted())
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed)?
             .model()
             .clone();
         state.spec = fitted.model_type().to_string();
@@ -85,11 +85,8 @@ impl Model for Ets {
     }
 }
 
-fn failed(message: String) -> ModelError {
-    ModelError::Failed {
-        model: "ets".into(),
-        message,
-    }
+fn failed(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ModelError {
+    ModelError::failed("ets", cause)
 }
 
 struct FittedEts {

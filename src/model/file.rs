@@ -36,7 +36,7 @@ struct ModelFile {
 #[derive(Debug, Error)]
 pub enum ModelFileError {
     /// The file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -179,13 +179,13 @@ pub(crate) mod nan_as_null {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Writes `NaN` as `null`.
-    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
         let opt: Vec<Option<f64>> = values.iter().map(|v| (!v.is_nan()).then_some(*v)).collect();
         opt.serialize(s)
     }
 
     /// Reads `null` as `NaN`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
         let opt: Vec<Option<f64>> = Vec::deserialize(d)?;
         Ok(opt.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
     }

@@ -4,8 +4,11 @@
 //! [`Fitted`] model, which predicts any horizon with intervals at the requested levels. Models
 //! see only values and seasonal periods, never where the series came from. [`fit`] wraps the
 //! result in a [`FittedModel`] that knows the series' grid and returns timestamped
-//! [`Forecast`]s, and saves to / loads from a model file ([`file`](mod@file)). A new model is one file
-//! plus one line in the registry.
+//! [`Forecast`]s, and saves to / loads from a model file ([`file`](mod@file)).
+//!
+//! Every model is built from settings by name ([`build`], or a [`ModelSpec`] from a
+//! configuration file): a new model is one file (its `Model`, `Fitted`, settings type and
+//! loader) plus one entry in the registry.
 
 pub mod arima;
 mod augurs_glue;
@@ -24,15 +27,22 @@ pub mod theta;
 
 pub use prepare::Prepared;
 
-pub use registry::{by_name, names};
+pub use registry::{build, by_name, names, parse_settings, ModelSpec, NoSettings};
 
 use thiserror::Error;
 
 use crate::forecast::{Forecast, Prediction};
 use crate::series::{Millis, Series};
 
+/// The underlying error of a failed fit or load, kept so callers can print the whole chain.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a model could not fit or predict.
-#[derive(Debug, Error, Clone, PartialEq)]
+///
+/// Causes are kept as [`std::error::Error::source`], not folded into the message: print the
+/// chain (anyhow's `{:#}`, or [`crate::human::chain`]) to see them.
+#[derive(Debug, Error, Clone)]
+#[non_exhaustive]
 pub enum ModelError {
     /// No model has this name.
     #[error("unknown model {name:?}; available: {}", available.join(", "))]
@@ -59,29 +69,55 @@ pub enum ModelError {
     #[error("the horizon must be at least one step")]
     ZeroHorizon,
     /// The model's estimation failed on this series (e.g. no candidate converged).
-    #[error("{model} could not be fitted: {message}")]
+    #[error("{model} could not be fitted")]
     Failed {
         /// The model.
         model: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: Cause,
     },
-    /// Settings the model cannot use on this series (e.g. logistic growth without a
-    /// capacity above the data).
+    /// Settings the model cannot use (an unknown key, a value out of range, logistic growth
+    /// without a capacity above the data, a network folder that does not load).
     #[error("{model}: {message}")]
     Settings {
         /// The model.
         model: String,
         /// What is wrong and how to fix it.
         message: String,
+        /// The underlying error, where there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// A seasonal period the model cannot use.
     #[error("seasonal period {0} is invalid: it must be at least 1")]
     InvalidSeason(usize),
 }
 
+impl ModelError {
+    /// A failed estimation of `model`, caused by `cause` (an error, or a message).
+    pub fn failed(
+        model: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::Failed {
+            model: model.into(),
+            source: Cause::from(cause.into()),
+        }
+    }
+
+    /// Settings `model` cannot use, said in `message`.
+    pub fn settings(model: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Settings {
+            model: model.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
 /// A forecasting method with its settings, before it has seen data.
-pub trait Model: Send + Sync {
+pub trait Model: Send + Sync + std::fmt::Debug {
     /// The registry name, e.g. `seasonal-naive`.
     fn name(&self) -> &'static str;
 
@@ -117,6 +153,18 @@ pub struct FittedModel {
     /// rate, a queue length), so a negative forecast can only be an artefact of the model.
     non_negative: bool,
     inner: Box<dyn Fitted>,
+}
+
+impl std::fmt::Debug for FittedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FittedModel")
+            .field("model", &self.model)
+            .field("next", &self.next)
+            .field("step", &self.step)
+            .field("non_negative", &self.non_negative)
+            .field("fitted", &self.inner.describe())
+            .finish()
+    }
 }
 
 impl FittedModel {
@@ -284,11 +332,14 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused() {
-        assert_eq!(check_request(0, &[]), Err(ModelError::ZeroHorizon));
-        assert_eq!(
+        assert!(matches!(
+            check_request(0, &[]),
+            Err(ModelError::ZeroHorizon)
+        ));
+        assert!(matches!(
             check_request(1, &[100.0]),
-            Err(ModelError::InvalidLevel(100.0))
-        );
+            Err(ModelError::InvalidLevel(l)) if l == 100.0
+        ));
         let nan = check_request(1, &[f64::NAN]).unwrap_err();
         assert!(nan.to_string().contains("NaN"), "{nan}");
     }

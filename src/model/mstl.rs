@@ -47,10 +47,7 @@ impl Model for Mstl {
             dropped,
             prepared,
         };
-        let fitted = fit_state(&state).map_err(|message| ModelError::Failed {
-            model: "mstl".into(),
-            message,
-        })?;
+        let fitted = fit_state(&state).map_err(|message| ModelError::failed("mstl", message))?;
         Ok(Box::new(FittedMstl { fitted, state }))
     }
 }
@@ -61,19 +58,19 @@ enum Inner {
     TrendOnly(FittedAutoETS),
 }
 
-fn fit_state(state: &MstlState) -> Result<Inner, String> {
+fn fit_state(state: &MstlState) -> Result<Inner, Box<dyn std::error::Error + Send + Sync>> {
     let values = &state.prepared.values;
     if state.periods.is_empty() {
         return AutoETS::non_seasonal()
             .fit(values)
             .map(Inner::TrendOnly)
-            .map_err(|e| e.to_string());
+            .map_err(Into::into);
     }
     let trend = AutoETS::non_seasonal().into_trend_model();
     MSTLModel::new(state.periods.clone(), trend)
         .fit(values)
         .map(Inner::Decomposed)
-        .map_err(|e| e.to_string())
+        .map_err(Into::into)
 }
 
 struct FittedMstl {

@@ -43,7 +43,10 @@ impl Prepared {
         if observed < min_points {
             return Err(too_short());
         }
-        let (filled, _) = series.slice(first..last + 1).fill_gaps(usize::MAX);
+        let (filled, _) = series
+            .slice(first..last + 1)
+            .fill_gaps(usize::MAX)
+            .map_err(|e| ModelError::failed(model, e))?;
         let scale = filled.values().iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let scale = if scale > 0.0 { scale } else { 1.0 };
         Ok(Self {

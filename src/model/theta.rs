@@ -58,10 +58,7 @@ impl Model for Theta {
         let x = &prepared.values;
         let n = x.len();
         let adjustment = SeasonalAdjustment::estimate(x, seasons.first().copied().unwrap_or(1))
-            .map_err(|message| ModelError::Failed {
-                model: "theta".into(),
-                message,
-            })?;
+            .map_err(|message| ModelError::failed("theta", message))?;
         let adjusted: Vec<f64> = (0..n).map(|t| adjustment.adjust(t, x[t])).collect();
         let (a, b) = linear_trend(&adjusted);
         let (alpha, theta) = optimise(&adjusted, a, b);

@@ -4,7 +4,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::forecast::Forecast;
-use crate::scale::policy::thousands;
+use crate::human::thousands;
 use crate::series::{format_millis, Millis};
 
 /// Why a chart could not be drawn.

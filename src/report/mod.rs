@@ -1,10 +1,13 @@
 //! The benchmark report: one self-contained HTML file (inline CSS and SVG, no script, nothing
 //! fetched) per run of `prescale report`.
 //!
-//! This module only lays out what it is given ([`Page`]); `cli::report` runs the backtests
-//! and replays that fill it, and [`chart`] draws the figures.
+//! [`section`] computes what one trace shows (backtests, the best forecast, the replay and
+//! advice), [`chart`] draws the figures, and [`render`] lays out the [`Page`].
 
 pub mod chart;
+pub mod section;
+
+pub use section::{write, ReportError, ReportSettings};
 
 /// A table of text cells.
 #[derive(Debug, Clone, Default)]

@@ -24,7 +24,7 @@ pub type Seconds = i64;
 
 /// How a policy limits the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PolicyKind {
+pub enum PolicyType {
     /// At most `value` pods per period.
     Pods,
     /// At most `value` percent of the replicas at the start of the period.
@@ -33,9 +33,9 @@ pub enum PolicyKind {
 
 /// One scaling policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
+pub struct ScalingPolicy {
     /// Pods or Percent.
-    pub kind: PolicyKind,
+    pub kind: PolicyType,
     /// Pods, or percent.
     pub value: i64,
     /// The window the limit applies to, in seconds.
@@ -61,7 +61,7 @@ pub struct Rules {
     /// How policies combine.
     pub select: SelectPolicy,
     /// The policies.
-    pub policies: Vec<Policy>,
+    pub policies: Vec<ScalingPolicy>,
 }
 
 /// Scale-up and scale-down rules, as in `HorizontalPodAutoscalerBehavior`.
@@ -81,13 +81,13 @@ impl Default for Behavior {
                 stabilization: 0,
                 select: SelectPolicy::Max,
                 policies: vec![
-                    Policy {
-                        kind: PolicyKind::Pods,
+                    ScalingPolicy {
+                        kind: PolicyType::Pods,
                         value: 4,
                         period: 15,
                     },
-                    Policy {
-                        kind: PolicyKind::Percent,
+                    ScalingPolicy {
+                        kind: PolicyType::Percent,
                         value: 100,
                         period: 15,
                     },
@@ -96,8 +96,8 @@ impl Default for Behavior {
             scale_down: Rules {
                 stabilization: 300,
                 select: SelectPolicy::Max,
-                policies: vec![Policy {
-                    kind: PolicyKind::Percent,
+                policies: vec![ScalingPolicy {
+                    kind: PolicyType::Percent,
                     value: 100,
                     period: 15,
                 }],
@@ -210,8 +210,8 @@ impl Normalizer {
         let proposals = rules.policies.iter().map(|p| {
             let start = self.replicas_at_period_start(now, current, p.period);
             match p.kind {
-                PolicyKind::Pods => start + p.value,
-                PolicyKind::Percent => {
+                PolicyType::Pods => start + p.value,
+                PolicyType::Percent => {
                     (start as f64 * (1.0 + p.value as f64 / 100.0)).ceil() as i64
                 }
             }
@@ -228,9 +228,9 @@ impl Normalizer {
         let proposals = rules.policies.iter().map(|p| {
             let start = self.replicas_at_period_start(now, current, p.period);
             match p.kind {
-                PolicyKind::Pods => start - p.value,
+                PolicyType::Pods => start - p.value,
                 // The HPA truncates here (and rounds up when scaling up).
-                PolicyKind::Percent => (start as f64 * (1.0 - p.value as f64 / 100.0)) as i64,
+                PolicyType::Percent => (start as f64 * (1.0 - p.value as f64 / 100.0)) as i64,
             }
         });
         match rules.select {
@@ -308,13 +308,13 @@ mod tests {
                 stabilization: 0,
                 select: SelectPolicy::Min,
                 policies: vec![
-                    Policy {
-                        kind: PolicyKind::Pods,
+                    ScalingPolicy {
+                        kind: PolicyType::Pods,
                         value: 1,
                         period: 60,
                     },
-                    Policy {
-                        kind: PolicyKind::Percent,
+                    ScalingPolicy {
+                        kind: PolicyType::Percent,
                         value: 50,
                         period: 60,
                     },

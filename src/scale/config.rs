@@ -29,7 +29,7 @@
 
 use serde_norway::{Mapping, Value};
 
-use super::behavior::{Behavior, Policy, PolicyKind, Rules, Seconds, SelectPolicy};
+use super::behavior::{Behavior, PolicyType, Rules, ScalingPolicy, Seconds, SelectPolicy};
 use super::hpa::DEFAULT_TOLERANCE;
 use super::policy::{MetricTarget, PolicySettings};
 
@@ -347,7 +347,7 @@ impl Walker {
                 None
             }
             Some(Value::Sequence(items)) => {
-                let parsed: Vec<Option<Policy>> = items
+                let parsed: Vec<Option<ScalingPolicy>> = items
                     .iter()
                     .enumerate()
                     .map(|(i, item)| self.policy(item, &format!("{path}.policies[{i}]")))
@@ -366,12 +366,12 @@ impl Walker {
         })
     }
 
-    fn policy(&mut self, v: &Value, path: &str) -> Option<Policy> {
+    fn policy(&mut self, v: &Value, path: &str) -> Option<ScalingPolicy> {
         let m = self.mapping(v, path)?;
         self.known(m, path, &["type", "value", "periodSeconds"]);
         let kind = match self.string(m, path, "type", true).as_deref() {
-            Some("Pods") => Some(PolicyKind::Pods),
-            Some("Percent") => Some(PolicyKind::Percent),
+            Some("Pods") => Some(PolicyType::Pods),
+            Some("Percent") => Some(PolicyType::Percent),
             Some(other) => {
                 self.problem(format!("{path}.type: {other:?} is not Pods or Percent"));
                 None
@@ -388,7 +388,7 @@ impl Walker {
                 "{path}.periodSeconds: {p} is outside 1..=1800 (the HPA's range)"
             ));
         }
-        Some(Policy {
+        Some(ScalingPolicy {
             kind: kind?,
             value: value?,
             period: period?,
@@ -444,8 +444,8 @@ behavior:
         assert_eq!(c.behavior.scale_down.select, SelectPolicy::Max);
         assert_eq!(
             c.behavior.scale_down.policies,
-            [Policy {
-                kind: PolicyKind::Pods,
+            [ScalingPolicy {
+                kind: PolicyType::Pods,
                 value: 2,
                 period: 60
             }]

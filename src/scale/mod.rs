@@ -7,11 +7,17 @@
 //! - [`config`]: a workload's YAML configuration, validated with every problem listed.
 //! - [`policy`]: the predictive policy, forecast quantiles to replicas with a reason.
 //! - [`replay`]: replays a real trace under the reactive, predictive and hybrid policies.
+//! - [`replay_config`]: a replay's settings in time units, turned into a trace's steps.
 //! - [`score`]: 0–100 scores and a grade for a replayed policy.
+//! - [`advice`]: headroom advice, measured by replaying again.
+//! - [`output`]: a replay's summary records and step-by-step table.
 
+pub mod advice;
 pub mod behavior;
 pub mod config;
 pub mod hpa;
+pub mod output;
 pub mod policy;
 pub mod replay;
+pub mod replay_config;
 pub mod score;

@@ -16,6 +16,7 @@
 //! `desired × capacity` (a hair under, so rounding cannot add a pod) lands on `desired`.
 
 use crate::forecast::Forecast;
+use crate::human::thousands;
 use crate::series::{format_millis, Millis};
 
 use super::behavior::Seconds;
@@ -57,7 +58,7 @@ pub struct Need {
 
 /// A decision: replicas now, the schedule over the horizon, and what to serve the HPA.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct Decision {
     /// Replicas to run now, within the bounds.
     pub desired: i64,
     /// The metric and forecast point that set `desired` (the largest need).
@@ -148,12 +149,39 @@ impl PolicySettings {
 /// forecasts them together): the schedule combines steps whose times match and keeps the
 /// first metric's where they do not. `external_value` is for an HPA whose `AverageValue`
 /// target is the driving metric's capacity per replica.
+///
+/// ```
+/// use prescale::forecast::{Forecast, Interval};
+/// use prescale::scale::policy::{plan, MetricTarget, PolicySettings};
+///
+/// // Requests per second over the next four 5-minute steps, with the 80% interval (its upper
+/// // bound is the p90).
+/// let forecast = Forecast {
+///     start: 300_000,
+///     step: 300_000,
+///     mean: vec![900.0, 1_100.0, 1_500.0, 1_200.0],
+///     intervals: vec![Interval {
+///         level: 80.0,
+///         lower: vec![800.0, 950.0, 1_300.0, 1_000.0],
+///         upper: vec![1_000.0, 1_250.0, 1_750.0, 1_400.0],
+///     }],
+///     components: vec![],
+/// };
+/// let settings = PolicySettings { quantile: 0.9, startup: 300, min_replicas: 2, max_replicas: 50 };
+/// let rps = [MetricTarget { name: "rps".into(), capacity_per_replica: 100.0 }];
+/// // Pods asked for now serve in five minutes, in the step ending at 10 minutes: p90 1,250.
+/// let decision = plan(&settings, &rps, &[("rps", &forecast)], 0).unwrap();
+/// assert_eq!(decision.desired, 13);
+/// assert!(decision.reason.contains("needs 13 pods"));
+/// // Served as the External metric of an HPA with AverageValue 100, it lands on 13 pods.
+/// assert_eq!((decision.external_value / 100.0).ceil(), 13.0);
+/// ```
 pub fn plan(
     settings: &PolicySettings,
     metrics: &[MetricTarget],
     forecasts: &[(&str, &Forecast)],
     now: Millis,
-) -> Result<Plan, PolicyError> {
+) -> Result<Decision, PolicyError> {
     settings.validate(metrics)?;
     if metrics.is_empty() {
         return Err(PolicyError::NoMetrics);
@@ -237,7 +265,7 @@ pub fn plan(
         };
         reason.push_str(&format!("; held at the {which} of {desired}"));
     }
-    Ok(Plan {
+    Ok(Decision {
         desired,
         external_value: desired as f64 * capacity * (1.0 - 1e-9),
         driver,
@@ -310,29 +338,6 @@ fn need_in(
 /// `90` for 0.9, `97.5` for 0.975.
 fn format_quantile(q: f64) -> String {
     crate::forecast::format_level(((q * 100.0) * 1e6).round() / 1e6)
-}
-
-/// A number for people: thousands separated, at most one decimal below 100.
-pub fn thousands(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v.abs() < 100.0 && v.fract() != 0.0 {
-        return format!("{v:.1}");
-    }
-    let whole = v.round() as i64;
-    let digits = whole.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if whole < 0 {
-        out.insert(0, '-');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -497,13 +502,5 @@ mod tests {
                 "{current}->{desired}: {got}"
             );
         }
-    }
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(thousands(1830.4), "1,830");
-        assert_eq!(thousands(1_234_567.0), "1,234,567");
-        assert_eq!(thousands(12.25), "12.2");
-        assert_eq!(thousands(-4200.0), "-4,200");
     }
 }

@@ -23,17 +23,21 @@ use std::collections::VecDeque;
 
 use rayon::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
 use crate::forecast::{level_for_quantile, Forecast};
-use crate::model::{self, Model};
-use crate::series::Series;
+use crate::human::chain;
+use crate::model::{self, Model, ModelError};
+use crate::series::{format_millis, Series};
 
 use super::behavior::{Behavior, Seconds};
 use super::hpa::ReactiveHpa;
 use super::policy::{external_value_for, plan, MetricTarget, PolicySettings};
 
-/// The policies a replay can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PolicyKind {
+/// The scaling strategies a replay can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
     /// The HPA on the observed load.
     Reactive,
     /// The HPA on prescale's forecast.
@@ -42,7 +46,10 @@ pub enum PolicyKind {
     Hybrid,
 }
 
-impl PolicyKind {
+impl Strategy {
+    /// Every strategy, in table order.
+    pub const ALL: [Strategy; 3] = [Self::Reactive, Self::Predictive, Self::Hybrid];
+
     /// The name used in tables.
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +57,17 @@ impl PolicyKind {
             Self::Predictive => "predictive",
             Self::Hybrid => "hybrid",
         }
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown strategy {s:?}; use reactive, predictive or hybrid"))
     }
 }
 
@@ -101,7 +119,7 @@ pub enum ReplayError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// Which policy.
-    pub policy: PolicyKind,
+    pub policy: Strategy,
     /// The quantile it provisioned for (predictive and hybrid).
     pub quantile: f64,
     /// Percent of scored steps whose load exceeded the ready capacity.
@@ -153,11 +171,13 @@ pub struct Replay {
 
 /// The model's forecasts along the trace, one per refit, made once and shared by every
 /// policy (and by the what-if runs of other quantiles).
+#[derive(Debug)]
 pub struct Forecasts {
     first_origin: usize,
     every: usize,
-    /// Per refit: the forecast and the lag-one autocorrelation of the fit's errors.
-    fits: Vec<Option<(Forecast, f64)>>,
+    /// Per refit: the forecast and the lag-one autocorrelation of the fit's errors, or why
+    /// the fit failed.
+    fits: Vec<Result<(Forecast, f64), ModelError>>,
 }
 
 impl Forecasts {
@@ -178,10 +198,23 @@ impl Forecasts {
             .map(|&r| {
                 let from = (r + 1).saturating_sub(settings.history);
                 let history = trace.slice(from..r + 1);
-                let fitted = model::fit(model, &history, &settings.seasons).ok()?;
-                let f = fitted.predict(horizon, &levels).ok()?;
-                let rho = error_autocorrelation(history.values(), &fitted.fitted_values());
-                f.mean.iter().all(|v| v.is_finite()).then_some((f, rho))
+                let made = model::fit(model, &history, &settings.seasons).and_then(|fitted| {
+                    let f = fitted.predict(horizon, &levels)?;
+                    if !f.mean.iter().all(|v| v.is_finite()) {
+                        return Err(ModelError::failed(model.name(), "a non-finite forecast"));
+                    }
+                    let rho = error_autocorrelation(history.values(), &fitted.fitted_values());
+                    Ok((f, rho))
+                });
+                if let Err(e) = &made {
+                    tracing::warn!(
+                        model = model.name(),
+                        origin = %format_millis(trace.timestamp(r)),
+                        reason = %chain(e),
+                        "refit failed; the replay falls back to the observed load until the next refit"
+                    );
+                }
+                made
             })
             .collect();
         Self {
@@ -239,10 +272,14 @@ impl Forecasts {
                     components: vec![],
                 };
                 // No anchoring to the last observation: the level is already known.
-                f.mean
-                    .first()
-                    .is_some_and(|v| v.is_finite())
-                    .then_some((f, 0.0))
+                if f.mean.first().is_some_and(|v| v.is_finite()) {
+                    Ok((f, 0.0))
+                } else {
+                    Err(ModelError::failed(
+                        "rate-oracle",
+                        "no observed neighbour to take the level from",
+                    ))
+                }
             })
             .collect();
         Self {
@@ -281,12 +318,17 @@ impl Forecasts {
     /// The forecast in effect when deciding for step `k` (made at or before `k − 1`).
     fn for_step(&self, k: usize) -> Option<&(Forecast, f64)> {
         let since = k.checked_sub(1)?.checked_sub(self.first_origin)?;
-        self.fits.get(since / self.every)?.as_ref()
+        self.fits.get(since / self.every)?.as_ref().ok()
     }
 
     /// Fits that failed.
     pub fn failures(&self) -> usize {
-        self.fits.iter().filter(|f| f.is_none()).count()
+        self.fits.iter().filter(|f| f.is_err()).count()
+    }
+
+    /// Why each failed fit failed, in the order of the refits.
+    pub fn failure_reasons(&self) -> impl Iterator<Item = &ModelError> {
+        self.fits.iter().filter_map(|f| f.as_ref().err())
     }
 }
 
@@ -343,7 +385,7 @@ pub fn replay(
     trace: &Series,
     model: &dyn Model,
     settings: &ReplaySettings,
-    policies: &[PolicyKind],
+    policies: &[Strategy],
 ) -> Result<Replay, ReplayError> {
     settings.validate(trace)?;
     let forecasts = Forecasts::make(trace, model, settings, &[settings.policy.quantile]);
@@ -355,7 +397,7 @@ pub fn replay_with(
     trace: &Series,
     forecasts: &Forecasts,
     settings: &ReplaySettings,
-    policies: &[PolicyKind],
+    policies: &[Strategy],
 ) -> Result<Replay, ReplayError> {
     settings.validate(trace)?;
     let runs: Vec<(Outcome, Vec<(i64, i64)>)> = policies
@@ -576,7 +618,7 @@ fn run(
     trace: &Series,
     forecasts: &Forecasts,
     settings: &ReplaySettings,
-    kind: PolicyKind,
+    kind: Strategy,
 ) -> (Outcome, Vec<(i64, i64)>) {
     let y = trace.values();
     let step_s = trace.step() / 1000;
@@ -628,7 +670,7 @@ fn run(
         let mut expected = observed;
         // The forecast for this step, following the newest observation between refits.
         let forecast = match kind {
-            PolicyKind::Reactive => None,
+            Strategy::Reactive => None,
             _ => forecasts
                 .for_step(k)
                 .map(|(f, rho)| f.anchored(trace.timestamp(k - 1), observed, *rho)),
@@ -636,14 +678,14 @@ fn run(
         if let Some(f) = &forecast {
             expected = f.mean.first().copied().unwrap_or(f64::NAN);
         }
-        if kind != PolicyKind::Reactive {
+        if kind != Strategy::Reactive {
             calibration.decided(forecast.as_ref().map(|f| f.mean.as_slice()));
         }
         let forecast = match (forecast, settings.calibrate) {
             (Some(f), true) => Some(calibration.apply(f, p.quantile)),
             (f, _) => f,
         };
-        let mut fell_back = kind != PolicyKind::Reactive && forecast.is_none();
+        let mut fell_back = kind != Strategy::Reactive && forecast.is_none();
         let mut ready_min = i64::MAX;
         // Pod-seconds paid during this step.
         let mut step_pod_seconds = 0;
@@ -664,11 +706,11 @@ fn run(
                     settings.tolerance,
                 ))
             });
-            fell_back |= kind != PolicyKind::Reactive && served.is_none();
+            fell_back |= kind != Strategy::Reactive && served.is_none();
             let next = match (kind, served) {
-                (PolicyKind::Reactive, _) | (_, None) => hpa.sync(now, current, observed),
-                (PolicyKind::Predictive, Some(v)) => hpa.sync(now, current, v),
-                (PolicyKind::Hybrid, Some(v)) => hpa.sync_many(now, current, &[observed, v]),
+                (Strategy::Reactive, _) | (_, None) => hpa.sync(now, current, observed),
+                (Strategy::Predictive, Some(v)) => hpa.sync(now, current, v),
+                (Strategy::Hybrid, Some(v)) => hpa.sync_many(now, current, &[observed, v]),
             };
             if next != current {
                 events += 1;
@@ -698,14 +740,14 @@ fn run(
                 abs_error += (load - expected).abs();
                 errors += 1;
             }
-            if kind != PolicyKind::Reactive {
+            if kind != Strategy::Reactive {
                 calibration.observed(load);
             }
         }
         path.push((ready_min, pods.count()));
     }
     let m = settings.seasons.first().copied().unwrap_or(1).max(1);
-    let scale = crate::eval::metrics::seasonal_scale(&y[..start], m);
+    let scale = crate::forecast::metrics::seasonal_scale(&y[..start], m);
     let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
     let step_minutes = step_s as f64 / 60.0;
     let days = (trace.len() - start) as f64 * step_s as f64 / 86_400.0;
@@ -781,11 +823,7 @@ mod tests {
             &trace(),
             &model,
             &settings(),
-            &[
-                PolicyKind::Reactive,
-                PolicyKind::Predictive,
-                PolicyKind::Hybrid,
-            ],
+            &[Strategy::Reactive, Strategy::Predictive, Strategy::Hybrid],
         )
         .unwrap();
         let [reactive, predictive, hybrid] = &r.outcomes[..] else {
@@ -830,7 +868,7 @@ mod tests {
                     }],
                     components: vec![],
                 };
-                Some((f, 0.0))
+                Ok((f, 0.0))
             })
             .collect();
         Forecasts {
@@ -854,7 +892,7 @@ mod tests {
                 &t,
                 &oracle(&t, &s),
                 &s,
-                &[PolicyKind::Reactive, PolicyKind::Predictive],
+                &[Strategy::Reactive, Strategy::Predictive],
             )
             .unwrap();
             assert!(r.outcomes[0].underprovisioned_pct > 5.0);
@@ -892,7 +930,7 @@ mod tests {
             &t,
             &f,
             &calibrated,
-            &[PolicyKind::Reactive, PolicyKind::Predictive],
+            &[Strategy::Reactive, Strategy::Predictive],
         )
         .unwrap();
         assert!(
@@ -946,9 +984,9 @@ mod tests {
         // a repeating day are small, so calibrated p90 needs fewer replica-hours.
         let model = SeasonalNaive::seasonal();
         let mut s = settings();
-        let wide = replay(&trace(), &model, &s, &[PolicyKind::Predictive]).unwrap();
+        let wide = replay(&trace(), &model, &s, &[Strategy::Predictive]).unwrap();
         s.calibrate = true;
-        let calibrated = replay(&trace(), &model, &s, &[PolicyKind::Predictive]).unwrap();
+        let calibrated = replay(&trace(), &model, &s, &[Strategy::Predictive]).unwrap();
         let (w, c) = (&wide.outcomes[0], &calibrated.outcomes[0]);
         assert!(c.replica_hours < w.replica_hours, "{c:?} vs {w:?}");
         assert!(c.underprovisioned_pct < 15.0, "{c:?}");
@@ -965,11 +1003,7 @@ mod tests {
             *v *= 3.0;
         }
         let changed = Series::new(Labels::named("load"), 0, 300_000, changed).unwrap();
-        let policies = [
-            PolicyKind::Reactive,
-            PolicyKind::Predictive,
-            PolicyKind::Hybrid,
-        ];
+        let policies = [Strategy::Reactive, Strategy::Predictive, Strategy::Hybrid];
         let a = replay(&original, &model, &s, &policies).unwrap();
         let b = replay(&changed, &model, &s, &policies).unwrap();
         // Steps up to and including `cut` were decided on values before `cut`.
@@ -992,7 +1026,7 @@ mod tests {
         s.capacity = 0.0;
         s.refit_every = 0;
         s.tolerance = f64::NAN;
-        let err = replay(&trace(), &model, &s, &[PolicyKind::Reactive]).unwrap_err();
+        let err = replay(&trace(), &model, &s, &[Strategy::Reactive]).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("capacity") && text.contains("refit") && text.contains("tolerance"),
@@ -1005,7 +1039,7 @@ mod tests {
             .is_empty());
         let short = trace().slice(0..100);
         assert!(matches!(
-            replay(&short, &model, &settings(), &[PolicyKind::Reactive]),
+            replay(&short, &model, &settings(), &[Strategy::Reactive]),
             Err(ReplayError::TooShort { .. })
         ));
     }
@@ -1016,7 +1050,7 @@ mod tests {
         // two pods, so the bill is exactly two pods for every scored second.
         let t = Series::new(Labels::named("load"), 0, 20_000, vec![150.0; 2000]).unwrap();
         let s = settings();
-        let r = replay_with(&t, &Forecasts::none(), &s, &[PolicyKind::Reactive]).unwrap();
+        let r = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
         let o = &r.outcomes[0];
         let scored_seconds = (2000 - s.warmup) as f64 * 20.0;
         assert!(
@@ -1027,7 +1061,7 @@ mod tests {
         assert!((o.utilisation_pct - 75.0).abs() < 1e-9, "{o:?}");
         // A step that is not whole seconds is refused.
         let odd = Series::new(Labels::named("load"), 0, 1_500, vec![150.0; 2000]).unwrap();
-        let err = replay_with(&odd, &Forecasts::none(), &s, &[PolicyKind::Reactive]);
+        let err = replay_with(&odd, &Forecasts::none(), &s, &[Strategy::Reactive]);
         assert!(matches!(err, Err(ReplayError::Invalid(m)) if m.contains("whole number")));
     }
 
@@ -1041,7 +1075,7 @@ mod tests {
             &trace(),
             &model,
             &s,
-            &[PolicyKind::Reactive, PolicyKind::Predictive],
+            &[Strategy::Reactive, Strategy::Predictive],
         )
         .unwrap();
         assert_eq!(r.outcomes[1].forecast_fallbacks, r.outcomes[1].steps);
@@ -1049,5 +1083,11 @@ mod tests {
             r.outcomes[0].underprovisioned_pct,
             r.outcomes[1].underprovisioned_pct
         );
+        // Each failed refit keeps its reason.
+        let forecasts = Forecasts::make(&trace(), &model, &s, &[0.9]);
+        assert_eq!(forecasts.failure_reasons().count(), forecasts.failures());
+        assert!(forecasts
+            .failure_reasons()
+            .all(|e| matches!(e, ModelError::TooShort { .. })));
     }
 }

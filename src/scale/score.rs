@@ -77,11 +77,11 @@ pub fn grade(overall: f64) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scale::replay::PolicyKind;
+    use crate::scale::replay::Strategy;
 
     fn outcome(under: f64, waste: f64, util: f64, mase: f64, events: f64) -> Outcome {
         Outcome {
-            policy: PolicyKind::Predictive,
+            policy: Strategy::Predictive,
             quantile: 0.9,
             underprovisioned_pct: under,
             slo_violation_minutes: 0.0,

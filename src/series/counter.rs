@@ -1,6 +1,6 @@
 //! Monotonic counters to per-second rates.
 
-use super::Series;
+use super::{format_millis, Series, SeriesError};
 
 impl Series {
     /// Turns a monotonic counter (such as `http_requests_total`) into a per-second rate.
@@ -10,7 +10,9 @@ impl Series {
     /// the counter restarted from zero, so the increase is the new value itself. Missing
     /// points stay missing; the rate after a gap is the average over the gap. The result
     /// starts one step later than the counter, since the first point has no predecessor.
-    pub fn counter_to_rate(&self) -> Series {
+    /// A rate that leaves the finite numbers (a counter jumping between extreme values) is
+    /// [`SeriesError::Overflow`].
+    pub fn counter_to_rate(&self) -> Result<Series, SeriesError> {
         let seconds_per_step = self.step() as f64 / 1000.0;
         let values = self.values();
         let mut rates = Vec::with_capacity(values.len().saturating_sub(1));
@@ -21,13 +23,21 @@ impl Series {
                 rates.push(f64::NAN);
                 continue;
             }
-            rates.push(match previous {
+            let rate = match previous {
                 Some((j, p)) => {
                     let increase = if v < p { v } else { v - p };
                     increase / ((i - j) as f64 * seconds_per_step)
                 }
                 None => f64::NAN,
-            });
+            };
+            if rate.is_infinite() {
+                return Err(SeriesError::Overflow {
+                    what: "the counter's rate",
+                    index: i,
+                    timestamp: format_millis(self.timestamp(i)),
+                });
+            }
+            rates.push(rate);
             previous = Some((i, v));
         }
         Series::new(
@@ -36,7 +46,6 @@ impl Series {
             self.step(),
             rates,
         )
-        .expect("differences of finite values are finite")
     }
 }
 
@@ -57,7 +66,7 @@ mod tests {
             vec![0.0, 50.0, 100.0, 20.0, 50.0],
         )
         .unwrap();
-        let r = c.counter_to_rate();
+        let r = c.counter_to_rate().unwrap();
         assert_eq!(r.start(), 10_000);
         assert_eq!(r.values(), &[5.0, 5.0, 2.0, 3.0]);
     }
@@ -65,12 +74,27 @@ mod tests {
     #[test]
     fn rate_after_a_gap_averages_over_the_gap() {
         let c = Series::new(Labels::default(), 0, 1000, vec![0.0, f64::NAN, 10.0]).unwrap();
-        let r = c.counter_to_rate();
+        let r = c.counter_to_rate().unwrap();
         assert!(r.values()[0].is_nan());
         assert_eq!(r.values()[1], 5.0);
     }
 
     proptest! {
+        #[test]
+        fn extreme_counters_give_a_rate_or_an_overflow_error_never_a_panic(
+            values in prop::collection::vec(
+                prop_oneof![Just(f64::MAX), Just(f64::MIN), Just(1e308), Just(-1e308), -1e6f64..1e6, Just(f64::NAN)],
+                0..40,
+            ),
+            step_ms in prop_oneof![Just(1i64), Just(1000i64), 1i64..100_000_000],
+        ) {
+            let s = Series::new(Labels::default(), 0, step_ms, values).unwrap();
+            match s.counter_to_rate() {
+                Ok(r) => prop_assert!(r.values().iter().all(|v| !v.is_infinite())),
+                Err(e) => prop_assert!(matches!(e, SeriesError::Overflow { .. }), "{e}"),
+            }
+        }
+
         #[test]
         fn rates_are_non_negative_and_add_up_to_the_increases(
             steps in prop::collection::vec((0.0f64..1e4, prop::bool::weighted(0.05)), 1..300),
@@ -87,7 +111,7 @@ mod tests {
                 total_increase += inc;
             }
             let s = Series::new(Labels::default(), 0, step_s * 1000, counter).unwrap();
-            let r = s.counter_to_rate();
+            let r = s.counter_to_rate().unwrap();
             prop_assert_eq!(r.len(), steps.len());
             prop_assert!(r.values().iter().all(|&v| v >= 0.0));
             let integrated: f64 = r.values().iter().map(|v| v * step_s as f64).sum();

@@ -1,6 +1,6 @@
 //! Filling short gaps; long ones stay visible.
 
-use super::Series;
+use super::{Series, SeriesError};
 
 /// What [`Series::fill_gaps`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,8 +18,9 @@ impl Series {
     ///
     /// Longer runs, and runs at the start or end (which have only one neighbour), stay `NaN`:
     /// inventing an hour of traffic is worse than admitting it is unknown. Returns the new
-    /// series and how many points were filled.
-    pub fn fill_gaps(&self, max_steps: usize) -> (Series, GapReport) {
+    /// series and how many points were filled. Interpolated values lie between their two
+    /// neighbours, so they are finite; an error is returned should one not be.
+    pub fn fill_gaps(&self, max_steps: usize) -> Result<(Series, GapReport), SeriesError> {
         let mut values = self.values().to_vec();
         let mut report = GapReport::default();
         let mut i = 0;
@@ -38,7 +39,11 @@ impl Series {
                 let (left, right) = (values[gap_start - 1], values[i]);
                 for (k, v) in values[gap_start..i].iter_mut().enumerate() {
                     let w = (k + 1) as f64 / (run + 1) as f64;
-                    *v = left + (right - left) * w;
+                    // A weighted mean rather than `left + (right - left) * w`, whose
+                    // difference of two extreme values of opposite sign overflows; clamped
+                    // because rounding can carry a mean of two values near the largest float
+                    // past it.
+                    *v = (left * (1.0 - w) + right * w).clamp(left.min(right), left.max(right));
                 }
                 report.filled += run;
             } else {
@@ -46,9 +51,15 @@ impl Series {
                 report.gaps_left += 1;
             }
         }
-        let series = Series::new(self.labels().clone(), self.start(), self.step(), values)
-            .expect("interpolating between finite values stays finite");
-        (series, report)
+        if let Some(index) = values.iter().position(|v| v.is_infinite()) {
+            return Err(SeriesError::Overflow {
+                what: "an interpolated value",
+                index,
+                timestamp: super::format_millis(self.timestamp(index)),
+            });
+        }
+        let series = Series::new(self.labels().clone(), self.start(), self.step(), values)?;
+        Ok((series, report))
     }
 }
 
@@ -66,7 +77,9 @@ mod tests {
     #[test]
     fn short_interior_gaps_are_interpolated() {
         let nan = f64::NAN;
-        let (s, r) = series(vec![nan, 1.0, nan, nan, 4.0, nan, nan, nan, 8.0, nan]).fill_gaps(2);
+        let (s, r) = series(vec![nan, 1.0, nan, nan, 4.0, nan, nan, nan, 8.0, nan])
+            .fill_gaps(2)
+            .unwrap();
         assert_eq!(&s.values()[1..5], &[1.0, 2.0, 3.0, 4.0]);
         assert!(s.values()[0].is_nan() && s.values()[6].is_nan() && s.values()[9].is_nan());
         assert_eq!(
@@ -82,12 +95,15 @@ mod tests {
     proptest! {
         #[test]
         fn filling_only_replaces_short_interior_gaps(
-            raw in prop::collection::vec(prop::option::weighted(0.7, -1e6f64..1e6), 0..300),
+            raw in prop::collection::vec(
+                prop::option::weighted(0.7, prop_oneof![-1e6f64..1e6, Just(f64::MAX), Just(f64::MIN), Just(-1e308), Just(1e308)]),
+                0..300,
+            ),
             max in 0usize..6,
         ) {
             let values: Vec<f64> = raw.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
             let before = series(values.clone());
-            let (after, report) = before.fill_gaps(max);
+            let (after, report) = before.fill_gaps(max).unwrap();
             prop_assert_eq!(report.filled + report.left_missing, before.missing());
             prop_assert_eq!(after.missing(), report.left_missing);
             for (i, (&a, &b)) in values.iter().zip(after.values()).enumerate() {
@@ -98,11 +114,13 @@ mod tests {
                     let left = values[..i].iter().rev().find(|v| !v.is_nan()).copied();
                     let right = values[i + 1..].iter().find(|v| !v.is_nan()).copied();
                     let (l, r) = (left.unwrap(), right.unwrap());
-                    prop_assert!(b >= l.min(r) - 1e-9 && b <= l.max(r) + 1e-9);
+                    prop_assert!(b.is_finite());
+                    prop_assert!(b >= l.min(r) - 1e-9 * l.abs().max(r.abs()).max(1.0));
+                    prop_assert!(b <= l.max(r) + 1e-9 * l.abs().max(r.abs()).max(1.0));
                 }
             }
             // Filling twice changes nothing more.
-            let (again, second) = after.fill_gaps(max);
+            let (again, second) = after.fill_gaps(max).unwrap();
             prop_assert_eq!(second.filled, 0);
             prop_assert_eq!(again.missing(), after.missing());
         }

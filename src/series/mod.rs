@@ -68,6 +68,17 @@ pub enum SeriesError {
     /// There is nothing to build a series from.
     #[error("no samples")]
     Empty,
+    /// A computed value left the range of finite numbers (e.g. the rate of a counter that
+    /// jumps from -1e308 to 1e308).
+    #[error("{what} at {timestamp} overflows (sample {}): the values are too extreme", index + 1)]
+    Overflow {
+        /// What was computed.
+        what: &'static str,
+        /// Position of the offending sample.
+        index: usize,
+        /// Its timestamp, formatted.
+        timestamp: String,
+    },
     /// Samples are not on one grid; [`Samples::regularize`] puts them on one.
     #[error("sample {} at {timestamp} is {offset_ms} ms off the {step_ms} ms grid; regularize the samples first", index + 1)]
     Irregular {
@@ -89,7 +100,8 @@ impl SeriesError {
             Self::Duplicate { index, .. }
             | Self::NotIncreasing { index, .. }
             | Self::NonFinite { index, .. }
-            | Self::Irregular { index, .. } => Some(*index),
+            | Self::Irregular { index, .. }
+            | Self::Overflow { index, .. } => Some(*index),
             Self::LengthMismatch { .. } | Self::InvalidStep(_) | Self::Empty => None,
         }
     }

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::{format_millis, Labels, Millis, Series, SeriesError};
 
 /// How [`Samples::regularize`] combines the samples that fall into one grid interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Aggregation {
     /// The latest sample in the interval: right for gauges read "as of" a time, and what a
     /// Prometheus range query returns.
@@ -13,6 +14,18 @@ pub enum Aggregation {
     Last,
     /// The mean of the samples in the interval: right for down-sampling a noisy gauge.
     Mean,
+}
+
+impl std::str::FromStr for Aggregation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "last" => Ok(Self::Last),
+            "mean" => Ok(Self::Mean),
+            other => Err(format!("unknown aggregation {other:?}; use last or mean")),
+        }
+    }
 }
 
 /// Validated raw observations: strictly increasing timestamps, values finite or `NaN`.

@@ -1,16 +1,25 @@
-//! Where series come from: files (CSV, Parquet, M4 wide CSV) and Prometheus.
+//! Where series come from: files (CSV, Parquet, M4 wide CSV) and Prometheus; and tables
+//! written back to disk.
 //!
 //! Every source returns validated [`Series`]; how raw samples become a regular series
 //! (directly, or regularized onto a step) is decided here, once, in [`to_series`].
+//! [`load_inputs`] is the whole loading pipeline as one call over [`InputSettings`].
 
 pub mod csv;
+pub mod events;
+mod inputs;
 pub mod m4;
 pub mod prometheus;
 pub mod table;
 pub mod timestamp;
 
+pub use inputs::{
+    load_inputs, prepare, GapNote, InputSettings, Loaded, PrometheusInput, DEFAULT_FILL_GAPS,
+};
+
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::series::{Aggregation, Millis, Samples, Series, SeriesError};
@@ -19,7 +28,7 @@ use crate::series::{Aggregation, Millis, Samples, Series, SeriesError};
 #[derive(Debug, Error)]
 pub enum SourceError {
     /// The file could not be opened, read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -33,7 +42,7 @@ pub enum SourceError {
         path: PathBuf,
     },
     /// A column the caller named (or a default) is not in the header.
-    #[error("{}: no column {column:?}; the header has {available:?} (choose with --time-column / --value-column)", path.display())]
+    #[error("{}: no column {column:?}; the header has {available:?}", path.display())]
     MissingColumn {
         /// The file.
         path: PathBuf,
@@ -67,7 +76,7 @@ pub enum SourceError {
         text: String,
     },
     /// The rows parse but do not form a valid series.
-    #[error("{} line {line}: {source}", path.display())]
+    #[error("{} line {line}", path.display())]
     InvalidRow {
         /// The file.
         path: PathBuf,
@@ -87,7 +96,7 @@ pub enum SourceError {
         message: String,
     },
     /// polars could not read or write the table.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Table {
         /// The file.
         path: PathBuf,
@@ -97,8 +106,14 @@ pub enum SourceError {
     /// A Prometheus query failed.
     #[error(transparent)]
     Prometheus(#[from] prometheus::PrometheusError),
-    /// Samples could not be put on a grid.
-    #[error("{name}: {source}")]
+    /// Neither files nor a Prometheus query were given.
+    #[error("no input: give files or a Prometheus query")]
+    NoInput,
+    /// Both files and a Prometheus query were given.
+    #[error("give files or a Prometheus query, not both")]
+    TwoInputs,
+    /// Samples could not be put on a grid, or a series could not be prepared.
+    #[error("{name}")]
     Series {
         /// The series.
         name: String,
@@ -126,7 +141,8 @@ impl SourceError {
 }
 
 /// Which columns of a long-format table hold the timestamps and the values.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ColumnSpec {
     /// Timestamp column; default: the first of `timestamp`, `ts`, `time`, `date`, `datetime`
     /// (any case), else the first column.

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_http_query::{Client, Error as ClientError};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::series::{format_millis, Labels, Millis, Series};
@@ -20,7 +21,8 @@ use crate::series::{format_millis, Labels, Millis, Series};
 pub const PROMETHEUS_MAX_POINTS: usize = 11_000;
 
 /// A range query: what to ask and over which grid.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// Base URL of the Prometheus server, e.g. `http://127.0.0.1:9090`.
     pub url: String,
@@ -35,13 +37,16 @@ pub struct RangeQuery {
 }
 
 /// How to talk to the server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct QueryOptions {
-    /// Limit for one HTTP request, connection included.
+    /// Limit for one HTTP request, connection included (`30s`).
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Extra attempts after a transient failure (0 = try once).
     pub retries: u32,
-    /// Wait before the first retry; doubled for each further one.
+    /// Wait before the first retry; doubled for each further one (`500ms`).
+    #[serde(with = "humantime_serde")]
     pub backoff: Duration,
     /// Points per series per request; must not exceed [`PROMETHEUS_MAX_POINTS`].
     pub max_points_per_request: usize,
@@ -62,17 +67,18 @@ impl Default for QueryOptions {
 #[derive(Debug, Error)]
 pub enum PrometheusError {
     /// Nothing answered at the URL.
-    #[error("Prometheus at {url} is unreachable after {attempts} attempt(s): {message} (is the server running and the URL right?)")]
+    #[error("Prometheus at {url} is unreachable after {attempts} attempt(s) (is the server running and the URL right?)")]
     Unreachable {
         /// The base URL.
         url: String,
         /// Attempts made.
         attempts: u32,
-        /// The transport's message.
-        message: String,
+        /// The transport's error.
+        #[source]
+        source: ClientError,
     },
     /// The server did not answer within the timeout.
-    #[error("Prometheus at {url} did not answer within {timeout:?} after {attempts} attempt(s) (raise --timeout or shorten the range)")]
+    #[error("Prometheus at {url} did not answer within {timeout:?} after {attempts} attempt(s) (raise the timeout or shorten the range)")]
     Timeout {
         /// The base URL.
         url: String,
@@ -130,6 +136,19 @@ pub enum PrometheusError {
     /// The request itself is invalid.
     #[error("invalid Prometheus query: {0}")]
     Invalid(String),
+    /// The server answered something that is not a Prometheus API response.
+    #[error("unexpected answer from Prometheus at {url}")]
+    Unexpected {
+        /// The base URL.
+        url: String,
+        /// What the client made of it.
+        #[source]
+        source: ClientError,
+    },
+    /// A blocking query was made from inside an async runtime, where blocking would stall
+    /// the runtime's threads: async callers use [`query_range`].
+    #[error("a blocking Prometheus query was made inside an async runtime; use the async query_range there")]
+    InsideRuntime,
 }
 
 /// Runs a range query and returns one series per label set, sorted by labels.
@@ -206,6 +225,9 @@ pub fn query_range_blocking(
     query: &RangeQuery,
     options: &QueryOptions,
 ) -> Result<Vec<Series>, PrometheusError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(PrometheusError::InsideRuntime);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -343,39 +365,24 @@ fn classify(e: ClientError, query: &RangeQuery, options: &QueryOptions, attempts
                     error: PrometheusError::Unreachable {
                         url,
                         attempts,
-                        message: error_chain(&c),
+                        source: ClientError::Client(c),
                     },
                     transient: true,
                 };
             }
             Failure {
-                error: PrometheusError::Invalid(format!(
-                    "unexpected answer from {url}: {}",
-                    error_chain(&c)
-                )),
+                error: PrometheusError::Unexpected {
+                    url,
+                    source: ClientError::Client(c),
+                },
                 transient: false,
             }
         }
         other => Failure {
-            error: PrometheusError::Invalid(other.to_string()),
+            error: PrometheusError::Unexpected { url, source: other },
             transient: false,
         },
     }
-}
-
-/// The message of an error and its causes, joined: reqwest's top-level message alone
-/// ("error sending request") hides the useful part ("Connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 fn result_kind(data: &prometheus_http_query::response::Data) -> &'static str {
@@ -400,6 +407,17 @@ mod tests {
             end,
             step,
         }
+    }
+
+    #[test]
+    fn a_blocking_query_inside_a_runtime_is_an_error_not_a_panic() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(async {
+            query_range_blocking(&query(0, 60_000, 60_000), &QueryOptions::default())
+        });
+        assert!(matches!(result, Err(PrometheusError::InsideRuntime)));
     }
 
     #[test]

@@ -44,6 +44,20 @@ pub fn timestamp_column(name: &str, values: Vec<Millis>) -> Result<Column, Polar
     ))
 }
 
+/// A table of a `timestamp` column followed by `columns` of numbers (e.g. a forecast's
+/// [`columns`](crate::forecast::Forecast::columns)), each as long as `timestamps`.
+pub fn frame(
+    timestamps: Vec<Millis>,
+    columns: &[(String, &[f64])],
+) -> Result<DataFrame, PolarsError> {
+    let height = timestamps.len();
+    let mut all = vec![timestamp_column("timestamp", timestamps)?];
+    for (name, values) in columns {
+        all.push(Column::new(name.as_str().into(), *values));
+    }
+    DataFrame::new(height, all)
+}
+
 /// Writes a table to `path`, as Parquet or CSV by its extension, creating parent folders.
 pub fn write_table(df: &mut DataFrame, path: &Path) -> Result<(), SourceError> {
     let io = |source| SourceError::Io {

@@ -12,21 +12,21 @@ use prescale::series::Series;
 use prescale::source::{self, LoadOptions};
 
 /// A file under the repository's `datasets/`.
-pub fn dataset(name: &str) -> PathBuf {
+pub(crate) fn dataset(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("datasets")
         .join(name)
 }
 
 /// Loads a bundled single-series file.
-pub fn load_dataset(name: &str) -> Series {
+pub(crate) fn load_dataset(name: &str) -> Series {
     source::load(&dataset(name), &LoadOptions::default())
         .expect("bundled dataset loads")
         .remove(0)
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind an ephemeral port")
@@ -34,7 +34,7 @@ pub fn free_port() -> u16 {
 }
 
 /// One metric series to backfill: labels as `key="value"` text, then (unix seconds, value).
-pub struct Backfill<'a> {
+pub(crate) struct Backfill<'a> {
     pub metric: &'a str,
     pub labels: &'a str,
     pub points: Vec<(i64, f64)>,
@@ -42,7 +42,7 @@ pub struct Backfill<'a> {
 
 /// A Prometheus server on 127.0.0.1, backfilled with `promtool`, killed when dropped (also
 /// when the test panics).
-pub struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     pub url: String,
     _dir: tempfile::TempDir,
@@ -53,7 +53,7 @@ impl Prometheus {
     /// create-blocks-from openmetrics` (before the server starts, so they are visible at
     /// once), then starts `prometheus` on a free port with a 100-year retention (retention
     /// counts back from the newest block) and waits until `/-/ready` answers 200.
-    pub fn start(series: &[Backfill]) -> Prometheus {
+    pub(crate) fn start(series: &[Backfill]) -> Prometheus {
         for tool in ["prometheus", "promtool"] {
             assert!(
                 Command::new(tool).arg("--version").output().is_ok(),

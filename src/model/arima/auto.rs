@@ -25,6 +25,7 @@ const MAX_SQ: usize = 2;
 const MAX_MODELS: usize = 94;
 
 /// The chosen order, its fit, and how many models were tried.
+#[derive(Debug, Clone)]
 pub struct Selection {
     /// The order.
     pub spec: Spec,

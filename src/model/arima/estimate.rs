@@ -205,7 +205,7 @@ pub fn likelihood_at(y: &[f64], spec: &Spec, coef: &Coefficients) -> Likelihood 
 /// The AICc of `spec` on `y` from a conditional-sum-of-squares fit alone: the cheap
 /// approximation `auto.arima` ranks candidates by on long or seasonal series. `None` when the
 /// fit fails or leaves the AR part non-stationary or the MA part non-invertible.
-pub fn css_aicc(y: &[f64], spec: &Spec) -> Option<f64> {
+pub(super) fn css_aicc(y: &[f64], spec: &Spec) -> Option<f64> {
     let (w, init) = differenced_with_start(y, spec).ok()?;
     let n = init.len();
     let css = Objective {

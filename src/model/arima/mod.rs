@@ -64,6 +64,74 @@ impl Arima {
     pub fn auto() -> Self {
         Self { spec: None }
     }
+
+    /// The model its settings describe: a fixed order, or the search when none is given.
+    pub fn from_settings(settings: Settings) -> Result<Self, ModelError> {
+        Ok(match settings.spec()? {
+            Some(spec) => Self::new(spec),
+            None => Self::auto(),
+        })
+    }
+}
+
+/// `arima`'s settings (statsforecast's names): a fixed order, or none for the stepwise
+/// search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[p, d, q]`: fixes the order instead of searching; a mean is fitted when there is no
+    /// differencing.
+    #[serde(default)]
+    pub order: Option<[usize; 3]>,
+    /// `[P, D, Q, m]`: the seasonal order and its period in steps (with `order`).
+    #[serde(default)]
+    pub seasonal_order: Option<[usize; 4]>,
+}
+
+impl Settings {
+    /// The fixed order these settings ask for, if any, checked against `auto.arima`'s
+    /// bounds (beyond them a fit is rarely meaningful and slow); every problem is listed.
+    pub fn spec(&self) -> Result<Option<Spec>, ModelError> {
+        let mut problems = Vec::new();
+        if let Some([p, d, q]) = self.order {
+            if p > 5 || q > 5 || d > 2 {
+                problems.push(format!(
+                    "order [{p}, {d}, {q}]: p and q go up to 5 and d up to 2"
+                ));
+            }
+        }
+        if let Some([sp, sd, sq, m]) = self.seasonal_order {
+            if sp > 2 || sq > 2 || sd > 1 {
+                problems.push(format!(
+                    "seasonal_order [{sp}, {sd}, {sq}, {m}]: P and Q go up to 2 and D up to 1"
+                ));
+            }
+            if m < 2 {
+                problems.push(format!(
+                    "seasonal_order [{sp}, {sd}, {sq}, {m}]: the period m must be at least 2 steps"
+                ));
+            }
+            if self.order.is_none() {
+                problems.push("seasonal_order needs order as well".into());
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ModelError::settings("arima", problems.join("; ")));
+        }
+        Ok(self.order.map(|[p, d, q]| {
+            let [sp, sd, sq, m] = self.seasonal_order.unwrap_or([0, 0, 0, 1]);
+            Spec {
+                p,
+                d,
+                q,
+                sp,
+                sd,
+                sq,
+                m,
+                mean: d + sd == 0,
+            }
+        }))
+    }
 }
 
 fn model_error(e: EstimateError) -> ModelError {
@@ -73,10 +141,7 @@ fn model_error(e: EstimateError) -> ModelError {
             needed,
             got,
         },
-        EstimateError::Failed(message) => ModelError::Failed {
-            model: "arima".into(),
-            message,
-        },
+        EstimateError::Failed(message) => ModelError::failed("arima", message),
     }
 }
 
@@ -90,12 +155,8 @@ impl Model for Arima {
         let m = seasons.first().copied().unwrap_or(1);
         // A fixed order is fitted as given; the search removes a long season by STL first.
         let (period, adjustment) = if self.spec.is_none() && m > MAX_SEASONAL_PERIOD {
-            let a = SeasonalAdjustment::estimate(&prepared.values, m).map_err(|message| {
-                ModelError::Failed {
-                    model: "arima".into(),
-                    message,
-                }
-            })?;
+            let a = SeasonalAdjustment::estimate(&prepared.values, m)
+                .map_err(|message| ModelError::failed("arima", message))?;
             (1, a)
         } else {
             (m, SeasonalAdjustment::default())
@@ -302,10 +363,7 @@ impl Fitted for FittedArima {
             })
             .collect();
         if mean.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::Failed {
-                model: "arima".into(),
-                message: "non-finite forecast".into(),
-            });
+            return Err(ModelError::failed("arima", "non-finite forecast"));
         }
         Ok(Prediction {
             mean,
@@ -357,5 +415,43 @@ impl Fitted for FittedArima {
 
     fn to_state(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(&self.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_fix_an_order_within_auto_arimas_bounds() {
+        let s = Settings {
+            order: Some([2, 1, 1]),
+            seasonal_order: Some([1, 1, 0, 24]),
+        };
+        let spec = s.spec().unwrap().unwrap();
+        assert_eq!((spec.p, spec.d, spec.q, spec.sp, spec.m), (2, 1, 1, 1, 24));
+        assert!(!spec.mean);
+        assert_eq!(Settings::default().spec().unwrap(), None);
+        let bad = Settings {
+            order: Some([6, 3, 0]),
+            seasonal_order: Some([3, 2, 0, 1]),
+        };
+        let text = bad.spec().unwrap_err().to_string();
+        for part in [
+            "p and q go up to 5",
+            "P and Q go up to 2",
+            "at least 2 steps",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        let orphan = Settings {
+            order: None,
+            seasonal_order: Some([1, 0, 0, 24]),
+        };
+        assert!(orphan
+            .spec()
+            .unwrap_err()
+            .to_string()
+            .contains("needs order"));
     }
 }

@@ -5,7 +5,7 @@
 //! MA: `θ(B) = 1 + θ₁B + … + θ_qB^q`, stored as `[θ₁, …, θ_q]`.
 
 /// The AR coefficients of `φ(B)·Φ(B^m)` (both in AR sign convention).
-pub fn expand_ar(phi: &[f64], seasonal: &[f64], m: usize) -> Vec<f64> {
+pub(super) fn expand_ar(phi: &[f64], seasonal: &[f64], m: usize) -> Vec<f64> {
     // Work with the full polynomials 1 − Σ a_i B^i, multiply, convert back.
     let a = full(phi, -1.0, 1);
     let b = full(seasonal, -1.0, m);
@@ -13,14 +13,14 @@ pub fn expand_ar(phi: &[f64], seasonal: &[f64], m: usize) -> Vec<f64> {
 }
 
 /// The MA coefficients of `θ(B)·Θ(B^m)`.
-pub fn expand_ma(theta: &[f64], seasonal: &[f64], m: usize) -> Vec<f64> {
+pub(super) fn expand_ma(theta: &[f64], seasonal: &[f64], m: usize) -> Vec<f64> {
     let a = full(theta, 1.0, 1);
     let b = full(seasonal, 1.0, m);
     multiply(&a, &b)[1..].to_vec()
 }
 
 /// The coefficients `δ_k` (k ≥ 1) of `(1 − B)^d (1 − B^m)^D = 1 + Σ δ_k B^k`.
-pub fn differencing(d: usize, seasonal_d: usize, m: usize) -> Vec<f64> {
+pub(super) fn differencing(d: usize, seasonal_d: usize, m: usize) -> Vec<f64> {
     let mut poly = vec![1.0];
     for _ in 0..d {
         poly = multiply(&poly, &[1.0, -1.0]);
@@ -35,7 +35,7 @@ pub fn differencing(d: usize, seasonal_d: usize, m: usize) -> Vec<f64> {
 }
 
 /// Applies `(1 − B)^d (1 − B^m)^D` to `y`: the result is `len(y) − d − m·D` long.
-pub fn difference(y: &[f64], d: usize, seasonal_d: usize, m: usize) -> Vec<f64> {
+pub(super) fn difference(y: &[f64], d: usize, seasonal_d: usize, m: usize) -> Vec<f64> {
     let mut w = y.to_vec();
     for _ in 0..d {
         w = w.windows(2).map(|p| p[1] - p[0]).collect();
@@ -68,7 +68,7 @@ fn multiply(a: &[f64], b: &[f64]) -> Vec<f64> {
 
 /// ψ-weights `ψ₀ = 1, ψ₁, …, ψ_{h−1}` of `θ(B)/φ(B)` where `φ` here includes differencing
 /// (AR sign convention, so `ar` may describe a non-stationary operator).
-pub fn psi_weights(ar: &[f64], ma: &[f64], h: usize) -> Vec<f64> {
+pub(super) fn psi_weights(ar: &[f64], ma: &[f64], h: usize) -> Vec<f64> {
     let mut psi = vec![0.0; h];
     if h == 0 {
         return psi;

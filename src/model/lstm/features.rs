@@ -8,7 +8,7 @@ use crate::model::normal_quantile;
 use crate::series::Millis;
 
 /// Calendar features per patch: sine and cosine of the hour of day and of the day of week.
-pub const CALENDAR_FEATURES: usize = 4;
+pub(super) const CALENDAR_FEATURES: usize = 4;
 
 const DAY: Millis = 86_400_000;
 const WEEK: Millis = 7 * DAY;
@@ -51,7 +51,7 @@ impl Scaling {
 }
 
 /// Sine and cosine of the hour of day and of the day of week (Monday = 0) at `t`, UTC.
-pub fn calendar(t: Millis) -> [f32; CALENDAR_FEATURES] {
+pub(super) fn calendar(t: Millis) -> [f32; CALENDAR_FEATURES] {
     use std::f64::consts::TAU;
     let day = t.rem_euclid(DAY) as f64 / DAY as f64;
     // 1970-01-01 was a Thursday: three days after a Monday.
@@ -65,7 +65,7 @@ pub fn calendar(t: Millis) -> [f32; CALENDAR_FEATURES] {
 }
 
 /// Windows as the network reads them, with the scaling that turns its outputs back.
-pub struct Encoded {
+pub(super) struct Encoded {
     /// `(batch, patches, features)`: the patches with their calendar features.
     pub input: Tensor,
     /// `(batch, input_steps)`: each scaled window, flat, for the skip connection.
@@ -77,7 +77,7 @@ pub struct Encoded {
 /// Encodes `windows` (finite values of `config.shape.input_steps` steps, each with the
 /// timestamp of its first step) on `device`. Training and forecasting both go through here, so
 /// the network always sees its inputs the same way.
-pub fn encode(
+pub(super) fn encode(
     config: &Config,
     windows: &[(&[f64], Millis)],
     step: Millis,
@@ -132,7 +132,7 @@ fn push_input(
 /// Fills missing values (`NaN`) in a window: each takes the last observed value before it, or
 /// the first after it at the window's start. `None` when fewer than half the values are observed,
 /// since the scaling and the network's view would then be mostly invented.
-pub fn fill_window(window: &[f64]) -> Option<Vec<f64>> {
+pub(super) fn fill_window(window: &[f64]) -> Option<Vec<f64>> {
     let observed = window.iter().filter(|v| v.is_finite()).count();
     if observed * 2 < window.len() || observed == 0 {
         return None;
@@ -182,7 +182,7 @@ pub fn quantile_at(tau: f64, taus: &[f64], values: &[f64]) -> f64 {
 /// Sorts each step's quantile values in place (Chernozhukov et al.'s rearrangement): after
 /// a per-quantile recalibration the values stay non-crossing, and rearranging never makes a
 /// quantile forecast's pinball loss worse.
-pub fn rearrange(values: &mut [f64]) {
+pub(super) fn rearrange(values: &mut [f64]) {
     values.sort_by(f64::total_cmp);
 }
 

@@ -57,7 +57,7 @@ pub enum LstmError {
         message: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -86,7 +86,7 @@ pub enum LstmError {
         longest: usize,
     },
     /// candle failed.
-    #[error("candle: {0}")]
+    #[error("candle failed")]
     Candle(#[from] candle_core::Error),
 }
 
@@ -130,11 +130,37 @@ pub struct Lstm {
     pub network: Option<Arc<Network>>,
 }
 
+/// `lstm`'s settings: which network forecasts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// A network folder written by `prescale train`; without it, the bundled network trained
+    /// on the series' step.
+    #[serde(default)]
+    pub network: Option<PathBuf>,
+}
+
 impl Lstm {
     /// The model around one trained network.
     pub fn with_network(network: Network) -> Lstm {
         Lstm {
             network: Some(Arc::new(network)),
+        }
+    }
+
+    /// The model its settings describe; a named network folder is loaded (and checked) now.
+    pub fn from_settings(settings: Settings) -> Result<Lstm, ModelError> {
+        match settings.network {
+            None => Ok(Lstm::default()),
+            Some(dir) => {
+                Network::load(&dir)
+                    .map(Lstm::with_network)
+                    .map_err(|e| ModelError::Settings {
+                        model: "lstm".into(),
+                        message: format!("the network folder {} does not load", dir.display()),
+                        source: Some(std::sync::Arc::new(e)),
+                    })
+            }
         }
     }
 
@@ -156,27 +182,24 @@ impl Lstm {
             .iter()
             .map(|(name, n)| format!("{name} on {}", format_step(n.config().step)))
             .collect();
-        Err(ModelError::Settings {
-            model: "lstm".into(),
-            message: format!(
-                "no network trained on {} steps ({}); train one with `prescale train --model lstm --input ...`",
+        Err(ModelError::settings(
+            "lstm",
+            format!(
+                "no network trained on {} steps ({}); train one on series of this step and give its folder as the network",
                 format_step(step),
                 steps.join(", ")
             ),
-        })
+        ))
     }
 }
 
-fn failed(message: impl Into<String>) -> ModelError {
-    ModelError::Failed {
-        model: "lstm".into(),
-        message: message.into(),
-    }
+fn failed(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ModelError {
+    ModelError::failed("lstm", cause)
 }
 
 impl From<LstmError> for ModelError {
     fn from(e: LstmError) -> Self {
-        failed(e.to_string())
+        failed(e)
     }
 }
 
@@ -205,9 +228,11 @@ impl Model for Lstm {
         // first value back over the padding.
         let mut last = vec![f64::NAN; l.saturating_sub(n)];
         last.extend_from_slice(&series.values()[n.saturating_sub(l)..]);
-        let window = features::fill_window(&last).ok_or_else(|| ModelError::Settings {
-            model: "lstm".into(),
-            message: format!("more than half of the last {l} points are missing"),
+        let window = features::fill_window(&last).ok_or_else(|| {
+            ModelError::settings(
+                "lstm",
+                format!("more than half of the last {l} points are missing"),
+            )
         })?;
         Ok(Box::new(FittedLstm {
             name,
@@ -222,6 +247,7 @@ impl Model for Lstm {
 }
 
 /// An LSTM conditioned on a series' last window.
+#[derive(Debug)]
 pub struct FittedLstm {
     name: String,
     network: Arc<Network>,

@@ -16,9 +16,9 @@ use super::LstmError;
 use crate::series::Millis;
 
 /// The format tag of a network's `config.json`.
-pub const FORMAT: &str = "prescale-lstm";
+pub(super) const FORMAT: &str = "prescale-lstm";
 /// The config version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub(super) const VERSION: u32 = 1;
 /// The config file inside a network folder.
 pub const CONFIG_FILE: &str = "config.json";
 /// The weights file inside a network folder.
@@ -50,9 +50,9 @@ pub struct Shape {
 /// around its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
-    /// Always [`FORMAT`].
+    /// Always `prescale-lstm`, the folder format tag.
     pub format: String,
-    /// Always [`VERSION`] for files this build writes.
+    /// The folder format version this build writes.
     pub version: u32,
     /// Window, patch, horizon, layers, quantiles, calendar features.
     #[serde(flatten)]

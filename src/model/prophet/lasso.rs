@@ -50,7 +50,7 @@ impl Lasso<'_> {
     }
 
     /// The objective at `x`.
-    pub fn value(&self, x: &[f64]) -> f64 {
+    pub(super) fn value(&self, x: &[f64]) -> f64 {
         let g = self.gradient(x);
         // ½xᵀAx − cᵀx = ½xᵀ(Ax − c) − ½cᵀx.
         let quad: f64 = x
@@ -69,7 +69,7 @@ impl Lasso<'_> {
     }
 
     /// The minimiser, from `x`; `None` if a linear system cannot be solved.
-    pub fn solve(&self, mut x: Vec<f64>) -> Option<Vec<f64>> {
+    pub(super) fn solve(&self, mut x: Vec<f64>) -> Option<Vec<f64>> {
         let p = self.p();
         let scale = self.c.iter().fold(self.lambda, |m, c| m.max(c.abs()));
         let tol = TOLERANCE * scale.max(1.0);

@@ -727,7 +727,7 @@ pub struct MapReport {
     pub converged: bool,
 }
 
-/// Prophet's MAP fit by L-BFGS on the analytic gradient: augurs-prophet's [`Optimizer`]
+/// Prophet's MAP fit by L-BFGS on the analytic gradient: augurs-prophet's [`Optimizer`](augurs::prophet::optimizer::Optimizer)
 /// without Stan.
 #[derive(Debug, Clone)]
 pub struct Lbfgs {

@@ -52,31 +52,40 @@ use map::{Lbfgs, MapReport, Posterior};
 
 const NAME: &str = "prophet";
 
-/// The trend's shape.
+/// The trend's shape: `linear`, `{logistic: {cap: C}}` or `flat` in settings (model files
+/// written before the lower-case spelling still read).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Growth {
     /// Piecewise linear with automatic changepoints (Prophet's default).
+    #[serde(alias = "Linear")]
     Linear,
     /// Piecewise logistic, saturating at `cap` (in the series' units).
+    #[serde(alias = "Logistic")]
     Logistic {
         /// The capacity the trend approaches.
         cap: f64,
     },
     /// A constant level.
+    #[serde(alias = "Flat")]
     Flat,
 }
 
 /// Whether seasonalities and holidays add to the trend or scale it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// `y = trend + seasonality` (Prophet's default).
+    #[serde(alias = "Additive")]
     Additive,
     /// `y = trend · (1 + seasonality)`.
+    #[serde(alias = "Multiplicative")]
     Multiplicative,
 }
 
 /// A seasonality with a period the automatic ones do not cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomSeasonality {
     /// Its name in the components, e.g. `hourly`.
     pub name: String,
@@ -88,6 +97,7 @@ pub struct CustomSeasonality {
 
 /// A holiday or event: one coefficient, active during each of its occurrences.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Event {
     /// Its name in the components.
     pub name: String,
@@ -106,8 +116,10 @@ pub struct ExtraRegressor {
     pub values: Vec<f64>,
 }
 
-/// Prophet's settings; the defaults are Prophet's.
+/// Prophet's settings, with Prophet's names and defaults; any left out of a settings value
+/// keep their default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Trend shape.
     pub growth: Growth,
@@ -163,9 +175,74 @@ pub struct Prophet {
 }
 
 impl Prophet {
-    /// A forecaster with these settings.
+    /// A forecaster with these settings (unchecked: see [`Prophet::from_settings`]).
     pub fn new(settings: Settings) -> Self {
         Self { settings }
+    }
+
+    /// A forecaster with these settings, checked first: every problem is listed.
+    pub fn from_settings(settings: Settings) -> Result<Self, ModelError> {
+        settings.validate()?;
+        Ok(Self::new(settings))
+    }
+}
+
+impl Settings {
+    /// Checks what can be checked without data: positive prior scales, a changepoint range
+    /// in (0, 1], named custom seasonalities with positive periods and orders, events with
+    /// occurrences that end after they start. Every problem is listed at once.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("changepoint_prior_scale", self.changepoint_prior_scale),
+            ("seasonality_prior_scale", self.seasonality_prior_scale),
+            ("holidays_prior_scale", self.holidays_prior_scale),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                problems.push(format!("{name} must be a positive number, got {value}"));
+            }
+        }
+        if !(self.changepoint_range > 0.0 && self.changepoint_range <= 1.0) {
+            problems.push(format!(
+                "changepoint_range must be in (0, 1], got {}",
+                self.changepoint_range
+            ));
+        }
+        if let Growth::Logistic { cap } = self.growth {
+            if !cap.is_finite() {
+                problems.push(format!("the logistic cap must be a number, got {cap}"));
+            }
+        }
+        for s in &self.seasonalities {
+            if s.name.trim().is_empty() {
+                problems.push("a custom seasonality has an empty name".into());
+            }
+            if !(s.period_seconds.is_finite() && s.period_seconds > 0.0) {
+                problems.push(format!(
+                    "seasonality {:?}: the period must be positive, got {} s",
+                    s.name, s.period_seconds
+                ));
+            }
+            if s.fourier_order == 0 {
+                problems.push(format!(
+                    "seasonality {:?}: the Fourier order must be at least 1",
+                    s.name
+                ));
+            }
+        }
+        for e in &self.events {
+            if let Some((start, end)) = e.occurrences.iter().find(|(s, e)| e <= s) {
+                problems.push(format!(
+                    "event {:?}: an occurrence ends ({end}) before it starts ({start})",
+                    e.name
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelError::settings(NAME, problems.join("; ")))
+        }
     }
 }
 
@@ -311,21 +388,15 @@ fn check(settings: &Settings, history: &History) -> Result<(), ModelError> {
 }
 
 fn settings_error(message: String) -> ModelError {
-    ModelError::Settings {
-        model: NAME.into(),
-        message,
-    }
+    ModelError::settings(NAME, message)
 }
 
-fn failed(message: impl Into<String>) -> ModelError {
-    ModelError::Failed {
-        model: NAME.into(),
-        message: message.into(),
-    }
+fn failed(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ModelError {
+    ModelError::failed(NAME, cause)
 }
 
 fn augurs_error(e: augurs::prophet::Error) -> ModelError {
-    failed(e.to_string())
+    failed(e)
 }
 
 /// Prophet's options for `settings` (auto seasonalities as Prophet's defaults).

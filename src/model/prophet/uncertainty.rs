@@ -41,7 +41,7 @@ pub(super) struct Simulation<'a> {
 impl Simulation<'_> {
     /// Central intervals at `levels` for the forecast `p` at times `future` (seconds);
     /// `history` is every time of the series (seconds), in order.
-    pub fn intervals(
+    pub(super) fn intervals(
         &self,
         future: &[i64],
         observed: &[i64],
@@ -84,12 +84,12 @@ impl Simulation<'_> {
         let posterior = Posterior::for_evaluation(self.data, false);
         let (k, m, sigma, delta) = posterior.trend_parameters(self.theta);
         let changepoints = &self.data.t_change;
-        let noise = Normal::new(0.0, sigma).map_err(|e| failed(e.to_string()))?;
+        let noise = Normal::new(0.0, sigma).map_err(failed)?;
         let scale = delta.iter().map(|d| d.abs()).sum::<f64>() / delta.len().max(1) as f64 + 1e-8;
         let t_max = t.iter().copied().fold(f64::MIN, f64::max);
         let rate = changepoints.len() as f64 * (t_max - 1.0);
         let arrivals = if rate > 0.0 {
-            Some(Poisson::new(rate).map_err(|e| failed(e.to_string()))?)
+            Some(Poisson::new(rate).map_err(failed)?)
         } else {
             None
         };

@@ -1,10 +1,11 @@
-//! What a model predicts: a mean path, prediction intervals by level, and components.
+//! What a model predicts: a mean path, prediction intervals by level, and components; and
+//! how far a forecast was from what happened ([`metrics`]). Plain data: no I/O.
 
-use polars::prelude::{Column, DataFrame, PolarsError};
+pub mod metrics;
+
 use serde::{Deserialize, Serialize};
 
 use crate::series::Millis;
-use crate::source::table::timestamp_column;
 
 /// A central prediction interval at one coverage level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,22 +163,20 @@ impl Forecast {
         }
     }
 
-    /// The forecast as a table: `timestamp, mean, lower_<L>, upper_<L>, ...` with one pair of
-    /// bound columns per level (`lower_80`, `upper_80`, ...), then one column per component.
-    pub fn to_frame(&self) -> Result<DataFrame, PolarsError> {
-        let mut columns = vec![
-            timestamp_column("timestamp", self.timestamps().collect())?,
-            Column::new("mean".into(), &self.mean),
-        ];
+    /// The forecast's columns after the timestamps: `mean`, then `lower_<L>`, `upper_<L>`
+    /// per level (`lower_80`, `upper_80`, ...), then one column per component; a table
+    /// writer puts them beside [`Forecast::timestamps`].
+    pub fn columns(&self) -> Vec<(String, &[f64])> {
+        let mut columns = vec![("mean".to_string(), self.mean.as_slice())];
         for i in &self.intervals {
             let level = format_level(i.level);
-            columns.push(Column::new(format!("lower_{level}").into(), &i.lower));
-            columns.push(Column::new(format!("upper_{level}").into(), &i.upper));
+            columns.push((format!("lower_{level}"), i.lower.as_slice()));
+            columns.push((format!("upper_{level}"), i.upper.as_slice()));
         }
         for c in &self.components {
-            columns.push(Column::new(c.name.as_str().into(), &c.values));
+            columns.push((c.name.clone(), c.values.as_slice()));
         }
-        DataFrame::new(self.horizon(), columns)
+        columns
     }
 }
 
@@ -219,15 +218,11 @@ mod tests {
     }
 
     #[test]
-    fn table_has_the_documented_columns() {
-        let df = forecast().to_frame().unwrap();
-        let names: Vec<String> = df
-            .get_column_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(names, ["timestamp", "mean", "lower_80", "upper_80"]);
-        assert_eq!(df.height(), 2);
+    fn columns_are_the_documented_ones() {
+        let f = forecast();
+        let names: Vec<String> = f.columns().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["mean", "lower_80", "upper_80"]);
+        assert!(f.columns().iter().all(|(_, v)| v.len() == f.horizon()));
     }
 
     #[test]

@@ -1,0 +1,18 @@
+//! prescale's integration tests: real files, a real Prometheus, the built binary.
+//!
+//! One test binary with a module per area (`autotests = false` in Cargo.toml), so the heavy
+//! dependencies are linked once rather than once per file.
+
+mod arima;
+mod auto;
+mod cli;
+mod common;
+mod layers;
+mod lstm;
+mod m4;
+mod models;
+mod notebook;
+mod prometheus;
+mod prophet;
+mod simulate;
+mod sources;
