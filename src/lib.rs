@@ -41,6 +41,7 @@
 //! |---|---|---|
 //! | 0 | [`series`] | the regular [`series::Series`], labels, validation, regularize, gaps, counters to rates |
 //! | 0 | [`human`] | numbers and errors printed for people |
+//! | 0 | [`files`] | atomic writes: a temporary file in the same folder, synced, renamed |
 //! | 1 | [`forecast`] | [`forecast::Forecast`]: mean, intervals, components; accuracy metrics (plain data, no I/O) |
 //! | 1 | [`source`] | reading series (CSV, Parquet, M4, Prometheus), the loading pipeline ([`source::load_inputs`]), writing tables |
 //! | 2 | [`model`] | the [`model::Model`] / [`model::Fitted`] traits, settings and the registry ([`model::build`]), model files |
@@ -51,6 +52,7 @@
 
 pub mod cli;
 pub mod eval;
+pub mod files;
 pub mod forecast;
 pub mod human;
 pub mod model;

@@ -6,6 +6,8 @@
 //!   predictive policy must beat.
 //! - [`config`]: a workload's YAML configuration, validated with every problem listed.
 //! - [`policy`]: the predictive policy, forecast quantiles to replicas with a reason.
+//! - [`planner`]: the decision path the replay and the server share: forecasts kept current
+//!   between refits, calibrated headroom, the value served at each HPA sync.
 //! - [`replay`]: replays a real trace under the reactive, predictive and hybrid policies.
 //! - [`replay_config`]: a replay's settings in time units, turned into a trace's steps.
 //! - [`score`]: 0–100 scores and a grade for a replayed policy.
@@ -17,6 +19,7 @@ pub mod behavior;
 pub mod config;
 pub mod hpa;
 pub mod output;
+pub mod planner;
 pub mod policy;
 pub mod replay;
 pub mod replay_config;

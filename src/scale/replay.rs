@@ -19,8 +19,6 @@
 //! not-yet-ready pods first (the ReplicaSet controller's order). A step is under-provisioned
 //! when its load exceeds the capacity of the pods that were ready throughout it.
 
-use std::collections::VecDeque;
-
 use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
@@ -32,7 +30,8 @@ use crate::series::{format_millis, Series};
 
 use super::behavior::{Behavior, Seconds};
 use super::hpa::ReactiveHpa;
-use super::policy::{external_value_for, plan, MetricTarget, PolicySettings};
+use super::planner::{leads, serve_value, MetricPlanner, SyncSettings};
+use super::policy::{MetricTarget, PolicySettings};
 
 /// The scaling strategies a replay can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -478,115 +477,6 @@ fn error_autocorrelation(actual: &[f64], fitted: &[f64]) -> f64 {
     (cov / var).clamp(0.0, 1.0)
 }
 
-/// Headroom from the forecast's own recent misses (split-conformal style), per lead time:
-/// the forecast of a step `h` steps ahead gets the mean plus the quantile `q` of the last
-/// `window` misses `y − ŷ` that forecasts made `h` steps ahead had.
-///
-/// A model's interval assumes its error model; after a burst, ETS's intervals on the Twitter
-/// series widened so far that p70 cost three times the reactive HPA's replica-hours. The
-/// errors the replay has already seen are a calibrated and cheap stand-in. They are kept per
-/// lead because the pods that serve a step are asked for one start-up earlier, from a forecast
-/// one or more steps older than the step: one-step misses would under-cover it. Until
-/// [`Calibration::MIN_ERRORS`] one-step misses are known, the model's interval is used; a
-/// longer lead with too few misses yet borrows the longest lead that has enough.
-struct Calibration {
-    /// Index `h − 1`: the misses of forecasts made `h` steps ahead, oldest first.
-    by_lead: Vec<VecDeque<f64>>,
-    /// The forecasts of the latest decisions, newest first: `made[i][j]` is the forecast, made
-    /// `i` decisions ago, of the step `j` after that decision's own (so of this step when
-    /// `i == j`). A decision without a forecast leaves an empty entry.
-    made: VecDeque<Vec<f64>>,
-    window: usize,
-    sorted: Vec<f64>,
-}
-
-impl Calibration {
-    const MIN_ERRORS: usize = 50;
-
-    /// Misses kept for up to `leads` steps ahead, the last `window` of each.
-    fn new(window: usize, leads: usize) -> Self {
-        let window = window.max(1);
-        let leads = leads.max(1);
-        Self {
-            // Capacity grows with use: the window is a user setting and may exceed the trace.
-            by_lead: vec![VecDeque::new(); leads],
-            made: VecDeque::with_capacity(leads),
-            window,
-            sorted: vec![],
-        }
-    }
-
-    /// Notes the forecast (its mean from the step being decided on) made for this step's
-    /// decision, or `None` when there was none.
-    fn decided(&mut self, mean: Option<&[f64]>) {
-        if self.made.len() == self.by_lead.len() {
-            self.made.pop_back();
-        }
-        let leads = self.by_lead.len();
-        self.made.push_front(
-            mean.map(|m| m.iter().take(leads).copied().collect())
-                .unwrap_or_default(),
-        );
-    }
-
-    /// Records the misses on the load just observed for the step last decided.
-    fn observed(&mut self, load: f64) {
-        if !load.is_finite() {
-            return;
-        }
-        for (lead, forecasts) in self.made.iter().enumerate() {
-            let Some(&predicted) = forecasts.get(lead) else {
-                continue;
-            };
-            let error = load - predicted;
-            if !error.is_finite() {
-                continue;
-            }
-            let errors = &mut self.by_lead[lead];
-            if errors.len() == self.window {
-                errors.pop_front();
-            }
-            errors.push_back(error);
-        }
-    }
-
-    /// `forecast` (its first step one step ahead) with its `q` bound replaced by mean + the
-    /// `q`-quantile of recent misses at each step's lead.
-    fn apply(&mut self, forecast: Forecast, q: f64) -> Forecast {
-        let Some(level) = level_for_quantile(q).filter(|l| *l > 0.0) else {
-            return forecast;
-        };
-        let mut offsets: Vec<f64> = vec![];
-        for errors in &self.by_lead {
-            if errors.len() < Self::MIN_ERRORS {
-                break;
-            }
-            self.sorted.clear();
-            self.sorted.extend(errors.iter().copied());
-            let rank = ((self.sorted.len() - 1) as f64 * q).round() as usize;
-            let (_, offset, _) = self.sorted.select_nth_unstable_by(rank, f64::total_cmp);
-            offsets.push(*offset);
-        }
-        let Some(&longest) = offsets.last() else {
-            return forecast;
-        };
-        let bound: Vec<f64> = forecast
-            .mean
-            .iter()
-            .enumerate()
-            .map(|(i, m)| m + offsets.get(i).copied().unwrap_or(longest))
-            .collect();
-        Forecast {
-            intervals: vec![crate::forecast::Interval {
-                level,
-                lower: bound.clone(),
-                upper: bound,
-            }],
-            ..forecast
-        }
-    }
-}
-
 /// Pods of one workload, each with the time it becomes ready.
 struct Pods {
     ready_at: Vec<Seconds>,
@@ -628,12 +518,6 @@ fn run(
     let sync = (step_s + syncs_per_step - 1) / syncs_per_step;
     let sync_time = |step_start: Seconds, j: Seconds| step_start + j * step_s / syncs_per_step;
     let p = &settings.policy;
-    // A pod asked for at a decision serves only after the HPA's next sync and its start-up,
-    // so the plan looks that much further ahead.
-    let lead = PolicySettings {
-        startup: p.startup + sync,
-        ..p.clone()
-    };
     let target = [MetricTarget {
         name: "load".into(),
         capacity_per_replica: settings.capacity,
@@ -658,34 +542,34 @@ fn run(
     let (mut replica_seconds, mut peak) = (0.0, pods.count());
     let (mut idle, mut ready_capacity, mut served, mut paid) = (0.0, 0.0, 0.0, 0.0);
     let (mut abs_error, mut errors) = (0.0, 0usize);
-    // Leads the plan can reach: from a decision anywhere in a step, the steps that begin
-    // within one start-up plus one sync, and the one after.
-    let leads = ((p.startup + sync) / step_s.max(1)) as usize + 2;
-    let mut calibration = Calibration::new(settings.calibration_window, leads);
+    let at_sync = SyncSettings {
+        policy: p,
+        sync,
+        capacity: settings.capacity,
+        tolerance: settings.tolerance,
+    };
+    let mut planner = MetricPlanner::new(
+        p.quantile,
+        settings.calibrate,
+        settings.calibration_window,
+        leads(p.startup, sync, step_s),
+    );
     let mut path = Vec::with_capacity(trace.len() - start);
     for k in start..trace.len() {
         let observed = y[k - 1];
         let step_start = trace.timestamp(k - 1) / 1000;
-        // The load the policy expects for this step, for the accuracy score.
-        let mut expected = observed;
-        // The forecast for this step, following the newest observation between refits.
-        let forecast = match kind {
+        // The forecast for this step, following the newest observation between refits, with
+        // the load it expects (for the accuracy score; the reactive HPA expects the last).
+        let prepared = match kind {
             Strategy::Reactive => None,
-            _ => forecasts
-                .for_step(k)
-                .map(|(f, rho)| f.anchored(trace.timestamp(k - 1), observed, *rho)),
+            _ => planner.prepare(
+                forecasts.for_step(k).map(|(f, rho)| (f, *rho)),
+                trace.timestamp(k - 1),
+                observed,
+            ),
         };
-        if let Some(f) = &forecast {
-            expected = f.mean.first().copied().unwrap_or(f64::NAN);
-        }
-        if kind != Strategy::Reactive {
-            calibration.decided(forecast.as_ref().map(|f| f.mean.as_slice()));
-        }
-        let forecast = match (forecast, settings.calibrate) {
-            (Some(f), true) => Some(calibration.apply(f, p.quantile)),
-            (f, _) => f,
-        };
-        let mut fell_back = kind != Strategy::Reactive && forecast.is_none();
+        let mut expected = prepared.as_ref().map_or(observed, |p| p.expected);
+        let mut fell_back = kind != Strategy::Reactive && prepared.is_none();
         let mut ready_min = i64::MAX;
         // Pod-seconds paid during this step.
         let mut step_pod_seconds = 0;
@@ -697,14 +581,16 @@ fn run(
             step_pod_seconds += pods.count() * (now - since);
             let current = pods.count();
             // The HPA reads the External metric at every sync: the plan is made then.
-            let served = forecast.as_ref().and_then(|f| {
-                let decision = plan(&lead, &target, &[("load", f)], now * 1000).ok()?;
-                Some(external_value_for(
-                    decision.desired,
+            let served = prepared.as_ref().and_then(|prepared| {
+                serve_value(
+                    &at_sync,
+                    &target,
+                    &[("load", &prepared.forecast)],
+                    now * 1000,
                     current,
-                    settings.capacity,
-                    settings.tolerance,
-                ))
+                )
+                .ok()
+                .map(|(_, value)| value)
             });
             fell_back |= kind != Strategy::Reactive && served.is_none();
             let next = match (kind, served) {
@@ -741,7 +627,7 @@ fn run(
                 errors += 1;
             }
             if kind != Strategy::Reactive {
-                calibration.observed(load);
+                planner.observe(load);
             }
         }
         path.push((ready_min, pods.count()));
@@ -937,44 +823,6 @@ mod tests {
             r.outcomes[1].underprovisioned_pct < r.outcomes[0].underprovisioned_pct / 4.0,
             "{:?}",
             r.outcomes
-        );
-    }
-
-    #[test]
-    fn calibrated_headroom_is_the_quantile_of_recent_misses_at_each_lead() {
-        let mut c = Calibration::new(100, 2);
-        let f = Forecast {
-            start: 0,
-            step: 1,
-            mean: vec![10.0, 20.0, 30.0],
-            intervals: vec![],
-            components: vec![],
-        };
-        // Every decision forecasts 100 for its own step and 50 for the next; the load of step
-        // i is 100 + i % 100, so one-step misses are i % 100 and two-step misses 50 more.
-        let step = |c: &mut Calibration, i: usize| {
-            c.decided(Some(&[100.0, 50.0]));
-            c.observed(100.0 + (i % 100) as f64);
-        };
-        // Too few misses: the forecast is left as it is (and lacks the interval).
-        for i in 0..49 {
-            step(&mut c, i);
-        }
-        assert!(c.apply(f.clone(), 0.9).quantile(0.9).is_none());
-        // A step without a forecast records no miss, and an unobserved load none either.
-        c.decided(None);
-        c.observed(1e9);
-        c.decided(Some(&[100.0, 50.0]));
-        c.observed(f64::NAN);
-        for i in 49..150 {
-            step(&mut c, i);
-        }
-        // The windows keep the last 100 misses: p90 is 89 one step ahead, 139 two steps
-        // ahead, and the third step borrows the longest lead.
-        let calibrated = c.apply(f, 0.9);
-        assert_eq!(
-            calibrated.quantile(0.9).unwrap(),
-            [10.0 + 89.0, 20.0 + 139.0, 30.0 + 139.0]
         );
     }
 
