@@ -134,12 +134,15 @@ const DEMO_CAPACITY: f64 = 1000.0;
 
 /// The replica plan for the forecast, with its reason.
 fn print_plan(history: &Series, forecast: &Forecast) -> anyhow::Result<()> {
-    let target = [MetricTarget {
-        name: "passengers".into(),
-        capacity_per_replica: DEMO_CAPACITY,
-    }];
+    let target = [MetricTarget::capacity("passengers", DEMO_CAPACITY)];
     let now = history.timestamp(history.len() - 1);
-    let p = plan(&demo_settings(), &target, &[("passengers", forecast)], now)?;
+    let p = plan(
+        &demo_settings(),
+        &target,
+        &[("passengers", forecast)],
+        now,
+        None,
+    )?;
     outln!(
         "\nreplica plan at {} (1,000 passengers per pod, 5 min start-up, p90 headroom):\n  {} pods now: {}\n  serve {:.0} as the External metric (HPA AverageValue target 1000)",
         format_millis(now),

@@ -131,8 +131,10 @@ enum Format {
 }
 
 impl SimulateArgs {
-    /// The replay these flags (or the workload file) describe, in time units.
-    fn config(&self) -> anyhow::Result<ReplayConfig> {
+    /// The replay these flags (or the workload file) describe, in time units, and the
+    /// workload file when one was given.
+    fn config(&self) -> anyhow::Result<(ReplayConfig, Option<WorkloadConfig>)> {
+        let mut workload = None;
         let defaults = ReplayConfig::default();
         let mut config = ReplayConfig {
             sync: self.sync,
@@ -155,10 +157,11 @@ impl SimulateArgs {
                         first.name
                     );
                 }
-                config.capacity = Capacity::PerReplica(first.capacity_per_replica);
-                config.policy = c.policy;
-                config.behavior = c.behavior;
+                config.capacity = Capacity::PerReplica(first.target.amount());
+                config.policy = c.policy.clone();
+                config.behavior = c.behavior.clone();
                 config.tolerance = c.tolerance;
+                workload = Some(c);
             }
             None => {
                 // clap requires both without --config; NaN is refused by the replay's checks.
@@ -172,7 +175,7 @@ impl SimulateArgs {
                 config.tolerance = self.tolerance;
             }
         }
-        Ok(config)
+        Ok((config, workload))
     }
 }
 
@@ -187,8 +190,12 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let model = ModelSpec::named(&args.model)
         .build()
         .with_context(|| format!("--model {}", args.model))?;
-    let config = args.config()?;
-    let traces = args.input.load()?;
+    let (config, workload) = args.config()?;
+    let mut traces = args.input.load()?;
+    if let Some(w) = &workload {
+        // A target-value metric replays as the demand it stands for (see the README).
+        traces = traces.iter().map(|t| w.replay_trace(t).0).collect();
+    }
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

@@ -125,6 +125,13 @@ pub trait Model: Send + Sync + std::fmt::Debug {
     /// are `seasons`. Missing values (`NaN`) are allowed; each model documents how it treats
     /// them.
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError>;
+
+    /// Whether the model can forecast series on this step (ms) at all, known before any data
+    /// arrives (a trained network exists only for the steps it was trained on), so a
+    /// configuration can be refused at once with how to fix it. Most models can.
+    fn check_step(&self, _step: Millis) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 /// A model fitted to one series.

@@ -4,15 +4,27 @@
 //!
 //! ```yaml
 //! workload: api
+//! namespace: shop          # optional, `default`
 //! minReplicas: 2
 //! maxReplicas: 50
 //! startupSeconds: 90       # from asking for a pod to it serving
 //! quantile: 0.9            # provision for the forecast's p90
 //! tolerance: 0.1           # optional, the HPA's default
+//! currentReplicas:         # optional: how `serve` reads the replica count now
+//!   query: kube_deployment_status_replicas{namespace="shop",deployment="api"}
+//! fallback:                # optional: what `serve` serves when forecasts fail
+//!   failureThreshold: 3    #   consecutive failures of a metric
+//!   maxForecastAge: 2h     #   or a forecast older than this
+//!   serve: lastObservedLoad   # or currentReplicas, or replicas (with replicas: N)
 //! metrics:
 //!   - name: requests
-//!     query: sum(rate(http_requests_total{job="api"}[5m]))   # optional
-//!     capacityPerReplica: 100
+//!     query: sum(rate(http_requests_total{job="api"}[5m]))   # or file: a CSV for trials
+//!     step: 1m             # the query step / the file's grid
+//!     history: 14d         # how much each fit sees
+//!     refitEvery: 1h
+//!     horizon: 30m         # how far each forecast reaches
+//!     model: auto          # any registry name, or {name: ..., settings}
+//!     capacityPerReplica: 100      # a load metric; or targetValue: for utilisation-like ones
 //! behavior:                # optional; the HPA's defaults otherwise
 //!   scaleDown:
 //!     stabilizationWindowSeconds: 300
@@ -23,23 +35,83 @@
 //!         periodSeconds: 60
 //! ```
 //!
-//! The document is walked by hand rather than deserialised with serde's derive, because
-//! derive stops at the first problem and users fixing a config want all of them: each
-//! message names its path (`metrics[1].capacityPerReplica`).
+//! The document is walked with a [`ConfigReader`] rather than deserialised with serde's derive,
+//! because derive stops at the first problem and users fixing a config want all of them: each
+//! message names its path (`metrics[1].capacityPerReplica`). Other configuration files that
+//! hold workloads (`prescale serve`'s) read them with [`WorkloadConfig::read`].
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
 use serde_norway::{Mapping, Value};
+
+use crate::model::ModelSpec;
 
 use super::behavior::{Behavior, PolicyType, Rules, ScalingPolicy, Seconds, SelectPolicy};
 use super::hpa::DEFAULT_TOLERANCE;
-use super::policy::{MetricTarget, PolicySettings};
+use super::policy::{MetricTarget, PolicySettings, Target};
 
-/// One metric of a workload, with the query that reads it.
+/// Where a metric's history comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricSource {
+    /// A PromQL expression, queried over the history window at the metric's step.
+    Query(String),
+    /// A CSV or Parquet file (for trials without Prometheus): its whole content is the
+    /// history, and its last timestamp is "now".
+    File(PathBuf),
+}
+
+/// One metric of a workload: what it is, where it comes from, how it is forecast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricConfig {
-    /// Name and capacity per replica.
+    /// Name and target.
     pub target: MetricTarget,
-    /// PromQL for the metric's history, if given.
-    pub query: Option<String>,
+    /// Where its history comes from, if given (a replay reads its trace instead).
+    pub source: Option<MetricSource>,
+    /// The grid step: the query step, or the step a file is put on (`None`: the file's own).
+    pub step: Option<Duration>,
+    /// How much history each fit sees.
+    pub history: Duration,
+    /// How often the model is refitted.
+    pub refit_every: Duration,
+    /// How far each forecast reaches.
+    pub horizon: Duration,
+    /// The forecasting model.
+    pub model: ModelSpec,
+}
+
+/// What `serve` serves for a workload whose forecasts cannot be trusted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FallbackServe {
+    /// A fixed replica count, as KEDA's `fallback.replicas`.
+    Replicas(i64),
+    /// The replica count now: hold.
+    CurrentReplicas,
+    /// What the reactive HPA would ask for from the last observed value of each metric.
+    LastObservedLoad,
+}
+
+/// When a metric's forecasts cannot be trusted, and what is served then (as KEDA's
+/// `fallback`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fallback {
+    /// Consecutive failures (query, fit, non-finite forecast) after which a metric falls back.
+    pub failure_threshold: u32,
+    /// A forecast older than this falls back too.
+    pub max_forecast_age: Duration,
+    /// What is served.
+    pub serve: FallbackServe,
+}
+
+impl Default for Fallback {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 3,
+            max_forecast_age: Duration::from_secs(2 * 3600),
+            serve: FallbackServe::LastObservedLoad,
+        }
+    }
 }
 
 /// A validated workload configuration.
@@ -47,6 +119,8 @@ pub struct MetricConfig {
 pub struct WorkloadConfig {
     /// The workload's name.
     pub workload: String,
+    /// Its namespace.
+    pub namespace: String,
     /// Quantile, start-up and bounds.
     pub policy: PolicySettings,
     /// The HPA's tolerance.
@@ -55,6 +129,13 @@ pub struct WorkloadConfig {
     pub metrics: Vec<MetricConfig>,
     /// Scale-up and scale-down rules.
     pub behavior: Behavior,
+    /// PromQL for the replica count now (for target values and the HPA's tolerance).
+    pub current_replicas: Option<String>,
+    /// What is served when forecasts fail.
+    pub fallback: Fallback,
+    /// For a replay of a metric with a target value: the replica count its trace was recorded
+    /// at (default 1), so that value × replicas is the demand the replay scales to.
+    pub recorded_replicas: f64,
 }
 
 /// Every problem found in a configuration, one per line.
@@ -65,66 +146,98 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// The keys of a workload, for [`ConfigReader::known`].
+pub const WORKLOAD_KEYS: [&str; 12] = [
+    "workload",
+    "namespace",
+    "minReplicas",
+    "maxReplicas",
+    "startupSeconds",
+    "quantile",
+    "tolerance",
+    "metrics",
+    "behavior",
+    "currentReplicas",
+    "fallback",
+    "recordedReplicas",
+];
+
 impl WorkloadConfig {
-    /// Parses and validates a YAML document.
+    /// Parses and validates a YAML document holding one workload.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
         let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError {
             problems: vec![format!("not valid YAML: {e}")],
         })?;
-        let mut w = Walker::default();
-        let Some(root) = w.mapping(&doc, "the document") else {
-            return Err(w.finish());
+        let mut r = ConfigReader::default();
+        let Some(root) = r.mapping(&doc, "the document") else {
+            return Err(r.into_error());
         };
-        w.known(
-            root,
-            "",
-            &[
-                "workload",
-                "minReplicas",
-                "maxReplicas",
-                "startupSeconds",
-                "quantile",
-                "tolerance",
-                "metrics",
-                "behavior",
-            ],
-        );
-        let workload = w.string(root, "", "workload", true).unwrap_or_default();
-        let min_replicas = w.integer(root, "", "minReplicas", Some(1));
-        let max_replicas = w.integer(root, "", "maxReplicas", None);
-        let startup = w.integer(root, "", "startupSeconds", None);
-        let quantile = w.number(root, "", "quantile", Some(0.9));
-        let tolerance = w.number(root, "", "tolerance", Some(DEFAULT_TOLERANCE));
+        r.known(root, "", &WORKLOAD_KEYS);
+        let config = Self::read(&mut r, root, "");
+        r.finish()?;
+        Ok(config)
+    }
+
+    /// Reads a workload from `m` (at `path` in its document), noting every problem in `r`;
+    /// the values returned are only meaningful when `r` has no problems. Unknown keys are
+    /// the caller's to check (against [`WORKLOAD_KEYS`] and its own).
+    pub fn read(r: &mut ConfigReader, m: &Mapping, path: &str) -> Self {
+        let at = |key: &str| join(path, key);
+        let workload = r.string(m, path, "workload", true).unwrap_or_default();
+        let namespace = r
+            .string(m, path, "namespace", false)
+            .unwrap_or_else(|| "default".into());
+        let min_replicas = r.integer(m, path, "minReplicas", Some(1));
+        let max_replicas = r.integer(m, path, "maxReplicas", None);
+        let startup = r.integer(m, path, "startupSeconds", None);
+        let quantile = r.number(m, path, "quantile", Some(0.9));
+        let tolerance = r.number(m, path, "tolerance", Some(DEFAULT_TOLERANCE));
         if let (Some(lo), Some(hi)) = (min_replicas, max_replicas) {
             if lo > hi {
-                w.problem(format!("minReplicas {lo} exceeds maxReplicas {hi}"));
+                r.problem(format!(
+                    "{} {lo} exceeds maxReplicas {hi}",
+                    at("minReplicas")
+                ));
             }
         }
         if let Some(lo) = min_replicas.filter(|v| *v < 0) {
-            w.problem(format!("minReplicas {lo} is negative"));
+            r.problem(format!("{} {lo} is negative", at("minReplicas")));
         }
         if let Some(hi) = max_replicas.filter(|v| *v < 1) {
-            w.problem(format!("maxReplicas {hi} must be at least 1"));
+            r.problem(format!("{} {hi} must be at least 1", at("maxReplicas")));
         }
         if let Some(s) = startup.filter(|v| *v < 0) {
-            w.problem(format!("startupSeconds {s} is negative"));
+            r.problem(format!("{} {s} is negative", at("startupSeconds")));
         }
         if let Some(q) = quantile.filter(|q| !(*q > 0.0 && *q < 1.0)) {
-            w.problem(format!("quantile {q} is not in (0, 1)"));
+            r.problem(format!("{} {q} is not in (0, 1)", at("quantile")));
         }
         if let Some(t) = tolerance.filter(|t| !(*t >= 0.0 && *t < 1.0)) {
-            w.problem(format!("tolerance {t} is not in [0, 1)"));
+            r.problem(format!("{} {t} is not in [0, 1)", at("tolerance")));
         }
-        let metrics = w.metrics(root);
-        let behavior = match root.get("behavior") {
+        let metrics = r.metrics(m, path);
+        let behavior = match m.get("behavior") {
             None => Behavior::default(),
-            Some(v) => w.behavior(v),
+            Some(v) => r.behavior(v, &at("behavior")),
         };
-        if !w.problems.is_empty() {
-            return Err(w.finish());
-        }
-        Ok(Self {
+        let current_replicas = match m.get("currentReplicas") {
+            None => None,
+            Some(v) => r.mapping(v, &at("currentReplicas")).and_then(|c| {
+                r.known(c, &at("currentReplicas"), &["query"]);
+                r.string(c, &at("currentReplicas"), "query", true)
+            }),
+        };
+        let fallback = match m.get("fallback") {
+            None => Fallback::default(),
+            Some(v) => r.fallback(v, &at("fallback")),
+        };
+        let recorded_replicas = r
+            .number(m, path, "recordedReplicas", Some(1.0))
+            .filter(|v| r.positive(*v, &at("recordedReplicas")))
+            .unwrap_or(1.0);
+        Self {
             workload,
+            namespace,
             policy: PolicySettings {
                 quantile: quantile.unwrap_or(0.9),
                 startup: startup.unwrap_or(0),
@@ -134,7 +247,26 @@ impl WorkloadConfig {
             tolerance: tolerance.unwrap_or(DEFAULT_TOLERANCE),
             metrics,
             behavior,
-        })
+            current_replicas,
+            fallback,
+            recorded_replicas,
+        }
+    }
+
+    /// The trace and capacity per replica a replay of this workload's first metric uses: a
+    /// load metric as it is; a target-value metric as the demand it stands for (each value ×
+    /// [`WorkloadConfig::recorded_replicas`], a value that falls in proportion to the
+    /// replicas, as CPU utilisation does) with the target as the capacity, which is the HPA's
+    /// own `ceil(current × value / target)` written in demand.
+    pub fn replay_trace(&self, trace: &crate::series::Series) -> (crate::series::Series, f64) {
+        match self.metrics.first().map(|m| m.target.target) {
+            Some(Target::Value(t)) => {
+                let demand = trace.map_values(|v| v * self.recorded_replicas);
+                (demand, t)
+            }
+            Some(Target::CapacityPerReplica(c)) => (trace.clone(), c),
+            None => (trace.clone(), f64::NAN),
+        }
     }
 
     /// Reads and validates a YAML file.
@@ -146,24 +278,42 @@ impl WorkloadConfig {
     }
 }
 
-/// Collects problems while reading values out of the document.
-#[derive(Default)]
-struct Walker {
+/// Reads values out of a YAML document, collecting every problem with its path instead of
+/// stopping at the first.
+#[derive(Debug, Default)]
+pub struct ConfigReader {
     problems: Vec<String>,
 }
 
-impl Walker {
-    fn problem(&mut self, text: String) {
-        self.problems.push(text);
+impl ConfigReader {
+    /// Notes a problem (its text should start with the path it concerns).
+    pub fn problem(&mut self, text: impl Into<String>) {
+        self.problems.push(text.into());
     }
 
-    fn finish(self) -> ConfigError {
+    /// True when a problem was noted.
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
+    /// `Ok` when no problem was noted, else every problem.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_error())
+        }
+    }
+
+    /// The problems noted, as an error.
+    pub fn into_error(self) -> ConfigError {
         ConfigError {
             problems: self.problems,
         }
     }
 
-    fn mapping<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Mapping> {
+    /// `v` as a mapping, or a problem.
+    pub fn mapping<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Mapping> {
         match v {
             Value::Mapping(m) => Some(m),
             _ => {
@@ -174,7 +324,7 @@ impl Walker {
     }
 
     /// Flags keys not in `allowed` (a typo would otherwise be silently ignored).
-    fn known(&mut self, m: &Mapping, path: &str, allowed: &[&str]) {
+    pub fn known(&mut self, m: &Mapping, path: &str, allowed: &[&str]) {
         for key in m.keys() {
             let name = key.as_str().unwrap_or("<non-text key>");
             if !allowed.contains(&name) {
@@ -187,7 +337,8 @@ impl Walker {
         }
     }
 
-    fn string(&mut self, m: &Mapping, path: &str, key: &str, required: bool) -> Option<String> {
+    /// Non-empty text at `key`; a problem when it is required and missing.
+    pub fn string(&mut self, m: &Mapping, path: &str, key: &str, required: bool) -> Option<String> {
         match m.get(key) {
             None if required => {
                 self.problem(format!("{}: missing", join(path, key)));
@@ -203,7 +354,13 @@ impl Walker {
     }
 
     /// A number, or `default` when absent (`None` default: required).
-    fn number(&mut self, m: &Mapping, path: &str, key: &str, default: Option<f64>) -> Option<f64> {
+    pub fn number(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        key: &str,
+        default: Option<f64>,
+    ) -> Option<f64> {
         match m.get(key) {
             None => {
                 if default.is_none() {
@@ -221,7 +378,14 @@ impl Walker {
         }
     }
 
-    fn integer(&mut self, m: &Mapping, path: &str, key: &str, default: Option<i64>) -> Option<i64> {
+    /// A whole number, or `default` when absent (`None` default: required).
+    pub fn integer(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        key: &str,
+        default: Option<i64>,
+    ) -> Option<i64> {
         match m.get(key) {
             None => {
                 if default.is_none() {
@@ -242,63 +406,320 @@ impl Walker {
         }
     }
 
-    fn metrics(&mut self, root: &Mapping) -> Vec<MetricConfig> {
-        let Some(list) = root.get("metrics") else {
-            self.problem("metrics: missing (at least one metric is needed)".into());
-            return vec![];
-        };
-        let Value::Sequence(items) = list else {
-            self.problem("metrics: expected a list".into());
-            return vec![];
-        };
-        if items.is_empty() {
-            self.problem("metrics: empty (at least one metric is needed)".into());
+    /// `true` or `false`, or `default` when absent.
+    pub fn boolean(&mut self, m: &Mapping, path: &str, key: &str, default: bool) -> bool {
+        match m.get(key) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.problem(format!(
+                    "{}: expected true or false, got {v:?}",
+                    join(path, key)
+                ));
+                default
+            }
         }
+    }
+
+    /// A positive duration written `30s`, `5m`, `1h30m`, `14d` (or a number of seconds), or
+    /// `default` when absent (`None` default: required).
+    pub fn duration(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        key: &str,
+        default: Option<Duration>,
+    ) -> Option<Duration> {
+        let parsed = match m.get(key) {
+            None => {
+                if default.is_none() {
+                    self.problem(format!("{}: missing", join(path, key)));
+                }
+                return default;
+            }
+            Some(Value::String(s)) => humantime::parse_duration(s.trim()).ok(),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite() && *x >= 0.0 && *x < 1e12)
+                .map(Duration::from_secs_f64),
+        };
+        match parsed.filter(|d| !d.is_zero()) {
+            Some(d) => Some(d),
+            None => {
+                self.problem(format!(
+                    "{}: expected a positive duration such as 30s, 5m, 1h or 14d, got {:?}",
+                    join(path, key),
+                    m.get(key)
+                ));
+                None
+            }
+        }
+    }
+
+    /// A list of text at `key` (absent: empty).
+    pub fn strings(&mut self, m: &Mapping, path: &str, key: &str) -> Vec<String> {
+        match m.get(key) {
+            None => vec![],
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    Value::String(s) => Some(s.clone()),
+                    other => {
+                        self.problem(format!(
+                            "{}[{i}]: expected text, got {other:?}",
+                            join(path, key)
+                        ));
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                self.problem(format!(
+                    "{}: expected a list of text, got {other:?}",
+                    join(path, key)
+                ));
+                vec![]
+            }
+        }
+    }
+
+    /// The items of the list at `key`, each with its path (`key[i]`); when `required` names
+    /// the item (`Some("metric")`), a missing or empty list is a problem.
+    pub fn list<'a>(
+        &mut self,
+        m: &'a Mapping,
+        path: &str,
+        key: &str,
+        required: Option<&str>,
+    ) -> Vec<(String, &'a Value)> {
+        let at = join(path, key);
+        match m.get(key) {
+            None => {
+                if let Some(item) = required {
+                    self.problem(format!("{at}: missing (at least one {item} is needed)"));
+                }
+                vec![]
+            }
+            Some(Value::Sequence(items)) => {
+                if let Some(item) = required.filter(|_| items.is_empty()) {
+                    self.problem(format!("{at}: empty (at least one {item} is needed)"));
+                }
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("{at}[{i}]"), v))
+                    .collect()
+            }
+            Some(_) => {
+                self.problem(format!("{at}: expected a list"));
+                vec![]
+            }
+        }
+    }
+
+    /// The value at `key` read by its serde implementation (for values with rich types of
+    /// their own, such as a model's settings); absent is `None`, a mismatch a problem.
+    pub fn deserialize<T: DeserializeOwned>(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        key: &str,
+    ) -> Option<T> {
+        let v = m.get(key)?;
+        match serde_norway::from_value(v.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problem(format!("{}: {e}", join(path, key)));
+                None
+            }
+        }
+    }
+
+    fn metrics(&mut self, root: &Mapping, path: &str) -> Vec<MetricConfig> {
         let mut out = vec![];
         let mut names = std::collections::HashSet::new();
-        for (i, item) in items.iter().enumerate() {
-            let path = format!("metrics[{i}]");
-            let Some(m) = self.mapping(item, &path) else {
+        for (at, item) in self.list(root, path, "metrics", Some("metric")) {
+            let Some(m) = self.mapping(item, &at) else {
                 continue;
             };
-            self.known(m, &path, &["name", "query", "capacityPerReplica"]);
-            let name = self.string(m, &path, "name", true);
-            let query = self.string(m, &path, "query", false);
-            let capacity = self.number(m, &path, "capacityPerReplica", None);
-            if let Some(c) = capacity.filter(|c| *c <= 0.0) {
-                self.problem(format!("{path}.capacityPerReplica: {c} must be positive"));
+            self.known(
+                m,
+                &at,
+                &[
+                    "name",
+                    "query",
+                    "file",
+                    "step",
+                    "history",
+                    "refitEvery",
+                    "horizon",
+                    "model",
+                    "capacityPerReplica",
+                    "targetValue",
+                ],
+            );
+            let name = self.string(m, &at, "name", true);
+            let target = match (
+                m.contains_key("capacityPerReplica"),
+                m.contains_key("targetValue"),
+            ) {
+                (true, true) => {
+                    self.problem(format!(
+                        "{at}: give capacityPerReplica (a load metric) or targetValue (a utilisation-like metric), not both"
+                    ));
+                    None
+                }
+                (false, true) => self
+                    .number(m, &at, "targetValue", None)
+                    .filter(|v| self.positive(*v, &join(&at, "targetValue")))
+                    .map(Target::Value),
+                _ => self
+                    .number(m, &at, "capacityPerReplica", None)
+                    .filter(|v| self.positive(*v, &join(&at, "capacityPerReplica")))
+                    .map(Target::CapacityPerReplica),
+            };
+            let query = self.string(m, &at, "query", false);
+            let file = self.string(m, &at, "file", false);
+            let source = match (query, file) {
+                (Some(_), Some(_)) => {
+                    self.problem(format!("{at}: give a query or a file, not both"));
+                    None
+                }
+                (Some(q), None) => Some(MetricSource::Query(q)),
+                (None, Some(f)) => Some(MetricSource::File(PathBuf::from(f))),
+                (None, None) => None,
+            };
+            let step = match m.get("step") {
+                None => None,
+                Some(_) => self.duration(m, &at, "step", None),
+            };
+            if let Some(s) = step.filter(|s| s.subsec_nanos() != 0) {
+                self.problem(format!(
+                    "{}: {s:?} is not a whole number of seconds",
+                    join(&at, "step")
+                ));
+            }
+            let history = self.duration(m, &at, "history", Some(Duration::from_secs(14 * 86_400)));
+            let refit_every = self.duration(m, &at, "refitEvery", Some(Duration::from_secs(3600)));
+            let horizon = self.duration(m, &at, "horizon", Some(Duration::from_secs(3600)));
+            let model = self
+                .deserialize::<ModelSpec>(m, &at, "model")
+                .unwrap_or_else(|| ModelSpec::named("auto"));
+            match model.build() {
+                Ok(built) => {
+                    if let Some(step) = step {
+                        if let Err(e) = built.check_step(step.as_millis() as i64) {
+                            self.problem(format!(
+                                "{}: {} (choose another model for this step)",
+                                join(&at, "model"),
+                                crate::human::chain(&e)
+                            ));
+                        }
+                    }
+                }
+                Err(e) => self.problem(format!(
+                    "{}: {}",
+                    join(&at, "model"),
+                    crate::human::chain(&e)
+                )),
             }
             if let Some(n) = &name {
                 if !names.insert(n.clone()) {
-                    self.problem(format!("{path}.name: {n:?} appears twice"));
+                    self.problem(format!("{}: {n:?} appears twice", join(&at, "name")));
                 }
             }
-            if let (Some(name), Some(capacity)) = (name, capacity) {
+            if let (Some(name), Some(target), Some(history), Some(refit_every), Some(horizon)) =
+                (name, target, history, refit_every, horizon)
+            {
                 out.push(MetricConfig {
-                    target: MetricTarget {
-                        name,
-                        capacity_per_replica: capacity,
-                    },
-                    query,
+                    target: MetricTarget { name, target },
+                    source,
+                    step,
+                    history,
+                    refit_every,
+                    horizon,
+                    model,
                 });
             }
         }
         out
     }
 
-    fn behavior(&mut self, v: &Value) -> Behavior {
+    fn positive(&mut self, v: f64, path: &str) -> bool {
+        if v > 0.0 {
+            true
+        } else {
+            self.problem(format!("{path}: {v} must be positive"));
+            false
+        }
+    }
+
+    fn fallback(&mut self, v: &Value, path: &str) -> Fallback {
+        let mut fallback = Fallback::default();
+        let Some(m) = self.mapping(v, path) else {
+            return fallback;
+        };
+        self.known(
+            m,
+            path,
+            &["failureThreshold", "maxForecastAge", "serve", "replicas"],
+        );
+        if let Some(n) = self.integer(m, path, "failureThreshold", Some(3)) {
+            match u32::try_from(n) {
+                Ok(n) if n >= 1 => fallback.failure_threshold = n,
+                _ => self.problem(format!(
+                    "{}: {n} must be a whole number of at least 1",
+                    join(path, "failureThreshold")
+                )),
+            }
+        }
+        if let Some(d) = self.duration(m, path, "maxForecastAge", Some(fallback.max_forecast_age)) {
+            fallback.max_forecast_age = d;
+        }
+        let replicas = self.integer(m, path, "replicas", Some(-1));
+        let serve = self.string(m, path, "serve", false);
+        fallback.serve = match (serve.as_deref(), replicas) {
+            (Some("replicas") | None, Some(n)) if n >= 0 && m.contains_key("replicas") => {
+                FallbackServe::Replicas(n)
+            }
+            (Some("replicas"), _) => {
+                self.problem(format!(
+                    "{}: serve: replicas needs replicas: N (a whole number, 0 or more)",
+                    path
+                ));
+                FallbackServe::LastObservedLoad
+            }
+            (None, Some(n)) if m.contains_key("replicas") => {
+                self.problem(format!("{}: {n} must be 0 or more", join(path, "replicas")));
+                FallbackServe::LastObservedLoad
+            }
+            (None, _) | (Some("lastObservedLoad"), _) => FallbackServe::LastObservedLoad,
+            (Some("currentReplicas"), _) => FallbackServe::CurrentReplicas,
+            (Some(other), _) => {
+                self.problem(format!(
+                    "{}: {other:?} is not replicas, currentReplicas or lastObservedLoad",
+                    join(path, "serve")
+                ));
+                FallbackServe::LastObservedLoad
+            }
+        };
+        fallback
+    }
+
+    fn behavior(&mut self, v: &Value, path: &str) -> Behavior {
         let mut behavior = Behavior::default();
-        let Some(m) = self.mapping(v, "behavior") else {
+        let Some(m) = self.mapping(v, path) else {
             return behavior;
         };
-        self.known(m, "behavior", &["scaleUp", "scaleDown"]);
+        self.known(m, path, &["scaleUp", "scaleDown"]);
         if let Some(up) = m.get("scaleUp") {
-            if let Some(rules) = self.rules(up, "behavior.scaleUp", &behavior.scale_up) {
+            if let Some(rules) = self.rules(up, &join(path, "scaleUp"), &behavior.scale_up) {
                 behavior.scale_up = rules;
             }
         }
         if let Some(down) = m.get("scaleDown") {
-            if let Some(rules) = self.rules(down, "behavior.scaleDown", &behavior.scale_down) {
+            if let Some(rules) = self.rules(down, &join(path, "scaleDown"), &behavior.scale_down) {
                 behavior.scale_down = rules;
             }
         }
@@ -396,7 +817,8 @@ impl Walker {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+/// `path.key`, or `key` at the root.
+pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -438,7 +860,17 @@ behavior:
         assert_eq!(c.policy.startup, 90);
         assert_eq!(c.tolerance, DEFAULT_TOLERANCE);
         assert_eq!(c.metrics.len(), 2);
-        assert_eq!(c.metrics[1].query, None);
+        assert_eq!(c.metrics[1].source, None);
+        assert_eq!(
+            c.metrics[0].source,
+            Some(MetricSource::Query(
+                "sum(rate(http_requests_total[5m]))".into()
+            ))
+        );
+        assert_eq!(c.metrics[0].model, ModelSpec::named("auto"));
+        assert_eq!(c.metrics[0].refit_every, Duration::from_secs(3600));
+        assert_eq!(c.namespace, "default");
+        assert_eq!(c.fallback, Fallback::default());
         assert_eq!(c.behavior.scale_up, Behavior::default().scale_up);
         assert_eq!(c.behavior.scale_down.stabilization, 600);
         assert_eq!(c.behavior.scale_down.select, SelectPolicy::Max);
@@ -506,5 +938,79 @@ behavior:
         assert!(err.problems[0].starts_with("not valid YAML"), "{err}");
         let err = WorkloadConfig::from_yaml("- just\n- a list\n").unwrap_err();
         assert!(err.problems[0].contains("expected a mapping"), "{err}");
+    }
+
+    #[test]
+    fn serve_keys_read_with_their_paths_and_every_problem_listed() {
+        let good = "
+workload: api
+namespace: shop
+maxReplicas: 30
+startupSeconds: 60
+currentReplicas:
+  query: kube_deployment_status_replicas{deployment=\"api\"}
+fallback: {failureThreshold: 5, maxForecastAge: 90m, serve: replicas, replicas: 4}
+metrics:
+  - name: cpu
+    file: datasets/nyc_taxi.csv
+    step: 30m
+    history: 7d
+    refitEvery: 2h
+    horizon: 30m
+    model: {name: arima, order: [1, 1, 1]}
+    targetValue: 0.6
+";
+        let c = WorkloadConfig::from_yaml(good).unwrap();
+        assert_eq!(c.namespace, "shop");
+        assert_eq!(
+            c.fallback,
+            Fallback {
+                failure_threshold: 5,
+                max_forecast_age: Duration::from_secs(5400),
+                serve: FallbackServe::Replicas(4)
+            }
+        );
+        let m = &c.metrics[0];
+        assert_eq!(m.target, MetricTarget::value("cpu", 0.6));
+        assert_eq!(m.step, Some(Duration::from_secs(1800)));
+        assert_eq!(m.model.name, "arima");
+        assert!(c.current_replicas.unwrap().contains("deployment"));
+
+        let bad = "
+workload: api
+maxReplicas: 30
+startupSeconds: 60
+fallback: {serve: sometimes, failureThreshold: 0}
+metrics:
+  - name: rps
+    query: up
+    file: x.csv
+    step: soon
+    model: {name: ets, order: [1, 0, 0]}
+    capacityPerReplica: 10
+    targetValue: 0.5
+  - name: q
+    step: 5m
+    model: lstm
+    capacityPerReplica: 100
+  - name: z
+    model: oracle
+    targetValue: -1
+";
+        let err = WorkloadConfig::from_yaml(bad).unwrap_err();
+        let all = err.problems.join("\n");
+        for expected in [
+            "fallback.failureThreshold: 0 must be a whole number of at least 1",
+            "fallback.serve: \"sometimes\" is not replicas",
+            "metrics[0]: give capacityPerReplica (a load metric) or targetValue",
+            "metrics[0]: give a query or a file, not both",
+            "metrics[0].step: expected a positive duration",
+            "metrics[0].model: ets: invalid settings: unknown field `order`",
+            "metrics[1].model: lstm: no network trained on 5m steps",
+            "metrics[2].model: unknown model \"oracle\"",
+            "metrics[2].targetValue: -1 must be positive",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
     }
 }

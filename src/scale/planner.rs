@@ -112,7 +112,7 @@ pub fn serve_value(
         startup: settings.policy.startup + settings.sync,
         ..settings.policy.clone()
     };
-    let decision = plan(&lead, targets, forecasts, now)?;
+    let decision = plan(&lead, targets, forecasts, now, Some(current))?;
     let value = external_value_for(
         decision.desired,
         current,

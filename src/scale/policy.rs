@@ -26,8 +26,57 @@ use super::behavior::Seconds;
 pub struct MetricTarget {
     /// The metric's name, as the forecasts are keyed.
     pub name: String,
-    /// Metric units one replica serves at its target (e.g. 100 req/s).
-    pub capacity_per_replica: f64,
+    /// How its value turns into replicas.
+    pub target: Target,
+}
+
+impl MetricTarget {
+    /// A load metric (request rate, queue depth) of which one replica serves `capacity`.
+    pub fn capacity(name: impl Into<String>, capacity: f64) -> Self {
+        Self {
+            name: name.into(),
+            target: Target::CapacityPerReplica(capacity),
+        }
+    }
+
+    /// A utilisation-like metric (CPU utilisation, p95 latency) held at `value` per replica.
+    pub fn value(name: impl Into<String>, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            target: Target::Value(value),
+        }
+    }
+
+    /// The replicas that keep a forecast value `v` at the target, from `current` replicas
+    /// (needed for a [`Target::Value`]); `None` without them.
+    fn replicas_for(&self, v: f64, current: Option<i64>) -> Option<i64> {
+        let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+        match self.target {
+            Target::CapacityPerReplica(c) => Some((v / c).ceil() as i64),
+            Target::Value(t) => current.map(|n| (n.max(0) as f64 * v / t).ceil() as i64),
+        }
+    }
+}
+
+/// The two kinds of metric target, as the HPA has them for External metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Metric units one replica serves at its target (e.g. 100 req/s): replicas =
+    /// `ceil(load / capacity)`, as an HPA `AverageValue` target computes.
+    CapacityPerReplica(f64),
+    /// The value the metric should stay at (e.g. 70% CPU, 250 ms p95), which falls as
+    /// replicas are added: replicas = `ceil(current × value / target)`, as an HPA `Value` (or
+    /// `Utilization`) target computes; needs the current replica count.
+    Value(f64),
+}
+
+impl Target {
+    /// The number that scales replicas: the capacity, or the target value.
+    pub fn amount(self) -> f64 {
+        match self {
+            Self::CapacityPerReplica(v) | Self::Value(v) => v,
+        }
+    }
 }
 
 /// What the policy needs besides the forecasts.
@@ -95,6 +144,12 @@ pub enum PolicyError {
         /// The central interval level it needs.
         level: f64,
     },
+    /// A metric with a [`Target::Value`] needs the current replica count.
+    #[error("metric {metric:?} has a target value, which needs the current replica count")]
+    NeedsCurrentReplicas {
+        /// The metric.
+        metric: String,
+    },
     /// The forecast holds no step after `now`, or a non-finite value where one is needed.
     #[error("the forecast of {metric:?} has no usable value after {now}")]
     NoUsableForecast {
@@ -128,10 +183,14 @@ impl PolicySettings {
             ));
         }
         for m in metrics {
-            if !(m.capacity_per_replica.is_finite() && m.capacity_per_replica > 0.0) {
+            let (what, amount) = match m.target {
+                Target::CapacityPerReplica(c) => ("capacity per replica", c),
+                Target::Value(t) => ("target value", t),
+            };
+            if !(amount.is_finite() && amount > 0.0) {
                 problems.push(format!(
-                    "metric {:?}: capacity per replica {} must be a positive number",
-                    m.name, m.capacity_per_replica
+                    "metric {:?}: {what} {amount} must be a positive number",
+                    m.name
                 ));
             }
         }
@@ -147,8 +206,10 @@ impl PolicySettings {
 /// metric name. Forecast steps at or before `now` play no part in the decision; the schedule
 /// still lists every forecast step. Metrics are expected on one time grid (the adapter
 /// forecasts them together): the schedule combines steps whose times match and keeps the
-/// first metric's where they do not. `external_value` is for an HPA whose `AverageValue`
-/// target is the driving metric's capacity per replica.
+/// first metric's where they do not. `current` is the replica count now, which metrics with
+/// a [`Target::Value`] need. `external_value` is for an HPA whose `AverageValue` target is
+/// the driving metric's capacity per replica (1 when a target value drives: the value is then
+/// the replica count itself).
 ///
 /// ```
 /// use prescale::forecast::{Forecast, Interval};
@@ -168,9 +229,9 @@ impl PolicySettings {
 ///     components: vec![],
 /// };
 /// let settings = PolicySettings { quantile: 0.9, startup: 300, min_replicas: 2, max_replicas: 50 };
-/// let rps = [MetricTarget { name: "rps".into(), capacity_per_replica: 100.0 }];
+/// let rps = [MetricTarget::capacity("rps", 100.0)];
 /// // Pods asked for now serve in five minutes, in the step ending at 10 minutes: p90 1,250.
-/// let decision = plan(&settings, &rps, &[("rps", &forecast)], 0).unwrap();
+/// let decision = plan(&settings, &rps, &[("rps", &forecast)], 0, None).unwrap();
 /// assert_eq!(decision.desired, 13);
 /// assert!(decision.reason.contains("needs 13 pods"));
 /// // Served as the External metric of an HPA with AverageValue 100, it lands on 13 pods.
@@ -181,12 +242,13 @@ pub fn plan(
     metrics: &[MetricTarget],
     forecasts: &[(&str, &Forecast)],
     now: Millis,
+    current: Option<i64>,
 ) -> Result<Decision, PolicyError> {
     settings.validate(metrics)?;
     if metrics.is_empty() {
         return Err(PolicyError::NoMetrics);
     }
-    let mut best: Option<(Need, f64)> = None;
+    let mut best: Option<(Need, Target)> = None;
     let mut schedule: Vec<(Millis, i64)> = vec![];
     for target in metrics {
         let forecast = forecasts
@@ -209,8 +271,13 @@ pub fn plan(
         // A forecast value at t is the load of the step (t − step, t]. Pods asked for now serve
         // from now + start-up, so they must carry every step that has begun by then: those
         // ending by now + start-up + one step.
+        if matches!(target.target, Target::Value(_)) && current.is_none() {
+            return Err(PolicyError::NeedsCurrentReplicas {
+                metric: target.name.clone(),
+            });
+        }
         let lead = settings.startup * 1000 + forecast.step;
-        let need = need_in(target, &times, path, now, now + lead).ok_or_else(|| {
+        let need = need_in(target, &times, path, now, now + lead, current).ok_or_else(|| {
             PolicyError::NoUsableForecast {
                 metric: target.name.clone(),
                 now: format_millis(now),
@@ -220,10 +287,7 @@ pub fn plan(
         let steps: Vec<(Millis, i64)> = times
             .iter()
             .zip(path)
-            .map(|(&t, &v)| {
-                let load = if v.is_finite() { v.max(0.0) } else { 0.0 };
-                (t, (load / target.capacity_per_replica).ceil() as i64)
-            })
+            .map(|(&t, &v)| (t, target.replicas_for(v, current).unwrap_or(0)))
             .collect();
         if schedule.is_empty() {
             schedule = steps;
@@ -239,24 +303,36 @@ pub fn plan(
             .as_ref()
             .is_none_or(|(b, _)| need.replicas > b.replicas)
         {
-            best = Some((need, target.capacity_per_replica));
+            best = Some((need, target.target));
         }
     }
-    let (driver, capacity) = best.ok_or(PolicyError::NoMetrics)?;
+    let (driver, driving) = best.ok_or(PolicyError::NoMetrics)?;
     let bound = |r: i64| r.clamp(settings.min_replicas, settings.max_replicas);
     let desired = bound(driver.replicas);
     for slot in &mut schedule {
         slot.1 = bound(slot.1);
     }
-    let mut reason = format!(
-        "forecast p{} of {} {} at {} needs {} pods at {} per pod",
-        format_quantile(settings.quantile),
-        thousands(driver.load),
-        driver.metric,
-        format_millis(driver.at),
-        driver.replicas,
-        thousands(capacity),
-    );
+    let mut reason = match driving {
+        Target::CapacityPerReplica(c) => format!(
+            "forecast p{} of {} {} at {} needs {} pods at {} per pod",
+            format_quantile(settings.quantile),
+            thousands(driver.load),
+            driver.metric,
+            format_millis(driver.at),
+            driver.replicas,
+            thousands(c),
+        ),
+        Target::Value(t) => format!(
+            "forecast p{} of {} {} at {} needs {} pods to hold the target of {} (from {} now)",
+            format_quantile(settings.quantile),
+            thousands(driver.load),
+            driver.metric,
+            format_millis(driver.at),
+            driver.replicas,
+            thousands(t),
+            current.unwrap_or(0),
+        ),
+    };
     if desired != driver.replicas {
         let which = if desired > driver.replicas {
             "min"
@@ -265,6 +341,10 @@ pub fn plan(
         };
         reason.push_str(&format!("; held at the {which} of {desired}"));
     }
+    let capacity = match driving {
+        Target::CapacityPerReplica(c) => c,
+        Target::Value(_) => 1.0,
+    };
     Ok(Decision {
         desired,
         external_value: desired as f64 * capacity * (1.0 - 1e-9),
@@ -309,6 +389,7 @@ fn need_in(
     path: &[f64],
     from: Millis,
     to: Millis,
+    current: Option<i64>,
 ) -> Option<Need> {
     let mut best: Option<(Millis, f64)> = None;
     for (&t, &v) in times.iter().zip(path) {
@@ -331,7 +412,7 @@ fn need_in(
         metric: target.name.clone(),
         at,
         load,
-        replicas: (load / target.capacity_per_replica).ceil() as i64,
+        replicas: target.replicas_for(load, current)?,
     })
 }
 
@@ -372,10 +453,7 @@ mod tests {
     }
 
     fn target(name: &str, capacity: f64) -> MetricTarget {
-        MetricTarget {
-            name: name.into(),
-            capacity_per_replica: capacity,
-        }
+        MetricTarget::capacity(name, capacity)
     }
 
     #[test]
@@ -383,7 +461,14 @@ mod tests {
         // Steps ending at 5, 10, 15, 20 min; p90 rises to 1,830 in the step ending at 15.
         let f = forecast(vec![900.0; 4], vec![1000.0, 1200.0, 1830.0, 1100.0]);
         // A 5-minute start-up: pods asked for at 0 serve from 5 min, in the step ending at 10.
-        let p = plan(&settings(300), &[target("rps", 100.0)], &[("rps", &f)], 0).unwrap();
+        let p = plan(
+            &settings(300),
+            &[target("rps", 100.0)],
+            &[("rps", &f)],
+            0,
+            None,
+        )
+        .unwrap();
         assert_eq!(p.desired, 12);
         // Asked for at 5 min, they serve from 10: the peak step has begun.
         let p = plan(
@@ -391,11 +476,19 @@ mod tests {
             &[target("rps", 100.0)],
             &[("rps", &f)],
             5 * MIN,
+            None,
         )
         .unwrap();
         assert_eq!(p.desired, 19);
         // A 10-minute start-up reaches the peak from 0.
-        let p = plan(&settings(600), &[target("rps", 100.0)], &[("rps", &f)], 0).unwrap();
+        let p = plan(
+            &settings(600),
+            &[target("rps", 100.0)],
+            &[("rps", &f)],
+            0,
+            None,
+        )
+        .unwrap();
         assert_eq!(p.desired, 19);
         assert_eq!(p.driver.at, 15 * MIN);
         assert!(
@@ -422,13 +515,21 @@ mod tests {
             &metrics,
             &[("rps", &rps), ("queue", &queue)],
             0,
+            None,
         )
         .unwrap();
         assert_eq!(p.desired, 5);
         assert_eq!(p.driver.metric, "queue");
         // Below min: held at the min, and said so.
         let low = forecast(vec![1.0; 3], vec![10.0; 3]);
-        let p = plan(&settings(0), &[target("rps", 100.0)], &[("rps", &low)], 0).unwrap();
+        let p = plan(
+            &settings(0),
+            &[target("rps", 100.0)],
+            &[("rps", &low)],
+            0,
+            None,
+        )
+        .unwrap();
         assert_eq!(p.desired, 2);
         assert!(p.reason.ends_with("held at the min of 2"), "{}", p.reason);
     }
@@ -438,24 +539,24 @@ mod tests {
         let f = forecast(vec![1.0; 3], vec![2.0; 3]);
         let t = [target("rps", 100.0)];
         assert!(matches!(
-            plan(&settings(0), &t, &[("other", &f)], 0),
+            plan(&settings(0), &t, &[("other", &f)], 0, None),
             Err(PolicyError::MissingForecast { .. })
         ));
         let mut s = settings(0);
         s.quantile = 0.95;
         assert!(matches!(
-            plan(&s, &t, &[("rps", &f)], 0),
+            plan(&s, &t, &[("rps", &f)], 0, None),
             Err(PolicyError::MissingQuantile { level, .. }) if (level - 90.0).abs() < 1e-9
         ));
         assert!(matches!(
-            plan(&settings(0), &t, &[("rps", &f)], 60 * MIN),
+            plan(&settings(0), &t, &[("rps", &f)], 60 * MIN, None),
             Err(PolicyError::NoUsableForecast { .. })
         ));
         let mut bad = settings(0);
         bad.min_replicas = 9;
         bad.max_replicas = 3;
         bad.quantile = 1.5;
-        let err = plan(&bad, &[target("rps", 0.0)], &[("rps", &f)], 0).unwrap_err();
+        let err = plan(&bad, &[target("rps", 0.0)], &[("rps", &f)], 0, None).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("quantile") && text.contains("exceeds") && text.contains("capacity"),
@@ -502,5 +603,37 @@ mod tests {
                 "{current}->{desired}: {got}"
             );
         }
+    }
+    #[test]
+    fn a_target_value_scales_the_current_count_as_the_hpa_does() {
+        // CPU utilisation forecast to reach 0.9 with 10 pods, held at 0.6: ceil(10 × 0.9 / 0.6).
+        let f = forecast(vec![0.5; 4], vec![0.7, 0.9, 0.8, 0.7]);
+        let cpu = [MetricTarget::value("cpu", 0.6)];
+        let p = plan(&settings(300), &cpu, &[("cpu", &f)], 0, Some(10)).unwrap();
+        assert_eq!(p.desired, 15);
+        assert!(
+            p.reason.contains("to hold the target of 0.6 (from 10 now)"),
+            "{}",
+            p.reason
+        );
+        // The served value is the replica count itself (AverageValue 1).
+        assert_eq!(p.external_value.ceil(), 15.0);
+        // Without the current count there is no decision, and the error says why.
+        assert!(matches!(
+            plan(&settings(300), &cpu, &[("cpu", &f)], 0, None),
+            Err(PolicyError::NeedsCurrentReplicas { .. })
+        ));
+        // Mixed with a load metric, the larger need wins as in the HPA.
+        let both = [cpu[0].clone(), MetricTarget::capacity("rps", 10.0)];
+        let rps = forecast(vec![150.0; 4], vec![200.0; 4]);
+        let p = plan(
+            &settings(300),
+            &both,
+            &[("cpu", &f), ("rps", &rps)],
+            0,
+            Some(10),
+        )
+        .unwrap();
+        assert_eq!((p.desired, p.driver.metric.as_str()), (20, "rps"));
     }
 }

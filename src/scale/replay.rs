@@ -518,10 +518,7 @@ fn run(
     let sync = (step_s + syncs_per_step - 1) / syncs_per_step;
     let sync_time = |step_start: Seconds, j: Seconds| step_start + j * step_s / syncs_per_step;
     let p = &settings.policy;
-    let target = [MetricTarget {
-        name: "load".into(),
-        capacity_per_replica: settings.capacity,
-    }];
+    let target = [MetricTarget::capacity("load", settings.capacity)];
     let mut hpa = ReactiveHpa::new(
         settings.capacity,
         p.min_replicas,

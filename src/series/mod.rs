@@ -246,6 +246,28 @@ impl Series {
         }
     }
 
+    /// The series with `f` applied to every value; a result that is not finite (an overflow)
+    /// becomes missing, so the invariant holds.
+    pub fn map_values(&self, f: impl Fn(f64) -> f64) -> Series {
+        Series {
+            labels: self.labels.clone(),
+            start: self.start,
+            step: self.step,
+            values: self
+                .values
+                .iter()
+                .map(|&v| {
+                    let m = f(v);
+                    if m.is_infinite() {
+                        f64::NAN
+                    } else {
+                        m
+                    }
+                })
+                .collect(),
+        }
+    }
+
     /// Splits into the first `n` points and the rest (`n` is clamped to the length).
     pub fn split_at(&self, n: usize) -> (Series, Series) {
         let n = n.min(self.len());

@@ -165,7 +165,10 @@ impl Lstm {
     }
 
     fn network_for(&self, series: &Series) -> Result<(String, Arc<Network>), ModelError> {
-        let step = series.step();
+        self.network_for_step(series.step())
+    }
+
+    fn network_for_step(&self, step: Millis) -> Result<(String, Arc<Network>), ModelError> {
         let candidates: Vec<(String, Arc<Network>)> = match &self.network {
             Some(n) => vec![("given network".into(), n.clone())],
             None => bundled()
@@ -212,6 +215,10 @@ impl Model for Lstm {
     /// history shorter than the window is padded in front with its first value; at most half
     /// the window may be missing or padding. `seasons` are not used: the network learned its
     /// own.
+    fn check_step(&self, step: Millis) -> Result<(), ModelError> {
+        self.network_for_step(step).map(|_| ())
+    }
+
     fn fit(&self, series: &Series, _seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         let (name, network) = self.network_for(series)?;
         let l = network.config().shape.input_steps;
