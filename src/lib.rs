@@ -48,6 +48,7 @@
 //! | 3 | [`eval`] | scores, rolling-origin backtests and their summaries, the M4 protocol |
 //! | 4 | [`scale`] | the HPA's rules, the predictive policy, workload configs, the replay, scores and advice |
 //! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
+//! | 6 | [`serve`] | `prescale serve`: configuration, the refresh loop, published decisions, the external metrics API, the KEDA scaler, TLS and front-proxy auth, `/metrics`, state on disk |
 //! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 
 pub mod cli;
@@ -59,4 +60,5 @@ pub mod model;
 pub mod report;
 pub mod scale;
 pub mod series;
+pub mod serve;
 pub mod source;

@@ -14,5 +14,6 @@ mod models;
 mod notebook;
 mod prometheus;
 mod prophet;
+mod serve;
 mod simulate;
 mod sources;

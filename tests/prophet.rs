@@ -302,7 +302,7 @@ fn extra_regressors_are_fitted_and_forecast() {
     use prescale::model::prophet::ExtraRegressor;
     let n = 24 * 21;
     // A promotion on every third day adds 60 to the load; the forecast days have it on day 1.
-    let on = |i: usize| ((i / 24) % 3 == 0) as u8 as f64;
+    let on = |i: usize| (i / 24).is_multiple_of(3) as u8 as f64;
     let base = hourly(n, |_| false);
     let values: Vec<f64> = base
         .values()

@@ -25,6 +25,7 @@ mod demo;
 mod forecast;
 mod prophet_args;
 mod report;
+mod serve;
 mod simulate;
 mod train;
 
@@ -58,6 +59,9 @@ enum Command {
     /// Run the whole path on the bundled NYC taxi data: forecast the last day from the
     /// history before it and score it against what happened.
     Demo(demo::DemoArgs),
+    /// Serve scaling decisions to Kubernetes: the external metrics API and a KEDA external
+    /// scaler, kept fresh on live Prometheus history.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Runs a parsed command line; library events at `warn` and above (or as `PRESCALE_LOG`
@@ -72,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(*args),
         Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(*args),
     }
 }
 

@@ -81,6 +81,16 @@ pub struct MetricConfig {
     pub model: ModelSpec,
 }
 
+/// How `serve` knows a workload's replica count now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurrentReplicas {
+    /// A PromQL expression whose latest value is the count (e.g. kube-state-metrics'
+    /// `kube_deployment_status_replicas{namespace="shop",deployment="api"}`).
+    Query(String),
+    /// A fixed count (for trials without a cluster).
+    Fixed(i64),
+}
+
 /// What `serve` serves for a workload whose forecasts cannot be trusted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FallbackServe {
@@ -129,8 +139,8 @@ pub struct WorkloadConfig {
     pub metrics: Vec<MetricConfig>,
     /// Scale-up and scale-down rules.
     pub behavior: Behavior,
-    /// PromQL for the replica count now (for target values and the HPA's tolerance).
-    pub current_replicas: Option<String>,
+    /// How the replica count now is known (for target values and the HPA's tolerance).
+    pub current_replicas: Option<CurrentReplicas>,
     /// What is served when forecasts fail.
     pub fallback: Fallback,
     /// For a replay of a metric with a target value: the replica count its trace was recorded
@@ -223,8 +233,27 @@ impl WorkloadConfig {
         let current_replicas = match m.get("currentReplicas") {
             None => None,
             Some(v) => r.mapping(v, &at("currentReplicas")).and_then(|c| {
-                r.known(c, &at("currentReplicas"), &["query"]);
-                r.string(c, &at("currentReplicas"), "query", true)
+                let here = at("currentReplicas");
+                r.known(c, &here, &["query", "replicas"]);
+                match (c.contains_key("query"), c.contains_key("replicas")) {
+                    (true, false) => r
+                        .string(c, &here, "query", true)
+                        .map(CurrentReplicas::Query),
+                    (false, true) => match r.integer(c, &here, "replicas", None) {
+                        Some(n) if n >= 0 => Some(CurrentReplicas::Fixed(n)),
+                        Some(n) => {
+                            r.problem(format!("{here}.replicas: {n} must be 0 or more"));
+                            None
+                        }
+                        None => None,
+                    },
+                    _ => {
+                        r.problem(format!(
+                            "{here}: give query (PromQL) or replicas (a fixed count)"
+                        ));
+                        None
+                    }
+                }
             }),
         };
         let fallback = match m.get("fallback") {
@@ -974,7 +1003,9 @@ metrics:
         assert_eq!(m.target, MetricTarget::value("cpu", 0.6));
         assert_eq!(m.step, Some(Duration::from_secs(1800)));
         assert_eq!(m.model.name, "arima");
-        assert!(c.current_replicas.unwrap().contains("deployment"));
+        assert!(
+            matches!(c.current_replicas, Some(CurrentReplicas::Query(q)) if q.contains("deployment"))
+        );
 
         let bad = "
 workload: api

@@ -76,11 +76,40 @@ impl MetricPlanner {
         Some(Prepared { forecast, expected })
     }
 
+    /// The quantile it provisions.
+    pub fn quantile(&self) -> f64 {
+        self.quantile
+    }
+
     /// Records the load of the step last prepared for, once it is known (a missing load
     /// records nothing).
     pub fn observe(&mut self, load: f64) {
         self.calibration.observed(load);
     }
+}
+
+/// The lag-one autocorrelation of a fit's in-sample errors, clamped to [0, 1]: how much of
+/// a forecast miss is likely to persist into the next step.
+pub fn error_autocorrelation(actual: &[f64], fitted: &[f64]) -> f64 {
+    let errors: Vec<f64> = actual
+        .iter()
+        .zip(fitted)
+        .map(|(a, f)| a - f)
+        .filter(|e| e.is_finite())
+        .collect();
+    if errors.len() < 3 {
+        return 0.0;
+    }
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    let var: f64 = errors.iter().map(|e| (e - mean).powi(2)).sum();
+    if var <= 0.0 {
+        return 0.0;
+    }
+    let cov: f64 = errors
+        .windows(2)
+        .map(|w| (w[0] - mean) * (w[1] - mean))
+        .sum();
+    (cov / var).clamp(0.0, 1.0)
 }
 
 /// What a decision at an HPA sync depends on besides the forecasts.

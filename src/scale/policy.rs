@@ -49,7 +49,7 @@ impl MetricTarget {
 
     /// The replicas that keep a forecast value `v` at the target, from `current` replicas
     /// (needed for a [`Target::Value`]); `None` without them.
-    fn replicas_for(&self, v: f64, current: Option<i64>) -> Option<i64> {
+    pub fn replicas_for(&self, v: f64, current: Option<i64>) -> Option<i64> {
         let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
         match self.target {
             Target::CapacityPerReplica(c) => Some((v / c).ceil() as i64),

@@ -30,7 +30,7 @@ use crate::series::{format_millis, Series};
 
 use super::behavior::{Behavior, Seconds};
 use super::hpa::ReactiveHpa;
-use super::planner::{leads, serve_value, MetricPlanner, SyncSettings};
+use super::planner::{error_autocorrelation, leads, serve_value, MetricPlanner, SyncSettings};
 use super::policy::{MetricTarget, PolicySettings};
 
 /// The scaling strategies a replay can run.
@@ -157,6 +157,10 @@ pub struct StepRecord {
     pub ready: Vec<i64>,
     /// Pods at the end of the step (ready or starting), per policy.
     pub replicas: Vec<i64>,
+    /// The replicas the plan wanted at the step's first HPA sync, per policy (`None` for the
+    /// reactive HPA and where the forecast fell back): what `serve` decides from the same
+    /// history.
+    pub planned: Vec<Option<i64>>,
 }
 
 /// A finished replay.
@@ -399,7 +403,7 @@ pub fn replay_with(
     policies: &[Strategy],
 ) -> Result<Replay, ReplayError> {
     settings.validate(trace)?;
-    let runs: Vec<(Outcome, Vec<(i64, i64)>)> = policies
+    let runs: Vec<(Outcome, Vec<StepPath>)> = policies
         .iter()
         .map(|&p| run(trace, forecasts, settings, p))
         .collect();
@@ -411,6 +415,7 @@ pub fn replay_with(
             load: y[k],
             ready: runs.iter().map(|(_, path)| path[i].0).collect(),
             replicas: runs.iter().map(|(_, path)| path[i].1).collect(),
+            planned: runs.iter().map(|(_, path)| path[i].2).collect(),
         })
         .collect();
     Ok(Replay {
@@ -453,30 +458,6 @@ pub fn auto_capacity(trace: &Series) -> f64 {
     }
 }
 
-/// The lag-one autocorrelation of a fit's in-sample errors, clamped to [0, 1]: how much of
-/// a forecast miss is likely to persist into the next step.
-fn error_autocorrelation(actual: &[f64], fitted: &[f64]) -> f64 {
-    let errors: Vec<f64> = actual
-        .iter()
-        .zip(fitted)
-        .map(|(a, f)| a - f)
-        .filter(|e| e.is_finite())
-        .collect();
-    if errors.len() < 3 {
-        return 0.0;
-    }
-    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
-    let var: f64 = errors.iter().map(|e| (e - mean).powi(2)).sum();
-    if var <= 0.0 {
-        return 0.0;
-    }
-    let cov: f64 = errors
-        .windows(2)
-        .map(|w| (w[0] - mean) * (w[1] - mean))
-        .sum();
-    (cov / var).clamp(0.0, 1.0)
-}
-
 /// Pods of one workload, each with the time it becomes ready.
 struct Pods {
     ready_at: Vec<Seconds>,
@@ -503,13 +484,16 @@ impl Pods {
     }
 }
 
-/// The simulation of one policy: its outcome, and per scored step (ready, total) pods.
+/// Per scored step: (ready, total) pods and the replicas planned at its first sync.
+type StepPath = (i64, i64, Option<i64>);
+
+/// The simulation of one policy: its outcome, and its [`StepPath`] per scored step.
 fn run(
     trace: &Series,
     forecasts: &Forecasts,
     settings: &ReplaySettings,
     kind: Strategy,
-) -> (Outcome, Vec<(i64, i64)>) {
+) -> (Outcome, Vec<StepPath>) {
     let y = trace.values();
     let step_s = trace.step() / 1000;
     // Syncs split each step evenly (a 20 s step with 15 s syncs gets two of 10 s), so every
@@ -570,6 +554,7 @@ fn run(
         let mut ready_min = i64::MAX;
         // Pod-seconds paid during this step.
         let mut step_pod_seconds = 0;
+        let mut planned = None;
         for j in 1..=syncs_per_step {
             let (since, now) = (sync_time(step_start, j - 1), sync_time(step_start, j));
             // The ready count only grows between syncs, so its low point over the interval
@@ -587,7 +572,12 @@ fn run(
                     current,
                 )
                 .ok()
-                .map(|(_, value)| value)
+                .map(|(decision, value)| {
+                    if j == 1 {
+                        planned = Some(decision.desired);
+                    }
+                    value
+                })
             });
             fell_back |= kind != Strategy::Reactive && served.is_none();
             let next = match (kind, served) {
@@ -627,7 +617,7 @@ fn run(
                 planner.observe(load);
             }
         }
-        path.push((ready_min, pods.count()));
+        path.push((ready_min, pods.count(), planned));
     }
     let m = settings.seasons.first().copied().unwrap_or(1).max(1);
     let scale = crate::forecast::metrics::seasonal_scale(&y[..start], m);

@@ -156,8 +156,75 @@ pub async fn query_range(
     query: &RangeQuery,
     options: &QueryOptions,
 ) -> Result<Vec<Series>, PrometheusError> {
+    let client = connect(&query.url, options.timeout, &Credentials::default())?;
+    query_range_on(&client, query, options).await
+}
+
+/// How to authenticate to a Prometheus server behind TLS or a proxy.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// Sent as `Authorization: Bearer <token>`.
+    pub bearer_token: Option<String>,
+    /// PEM certificates trusted for the server's TLS certificate, besides none: a server
+    /// with a private CA needs it.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// The token is a secret: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// A client for the server at `url`, to run many queries on (a long-running server reuses
+/// one connection pool rather than building a client per query).
+pub fn connect(
+    url: &str,
+    timeout: Duration,
+    credentials: &Credentials,
+) -> Result<Client, PrometheusError> {
+    // rustls needs a process-wide crypto provider; installing one twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout);
+    if let Some(token) = &credentials.bearer_token {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| {
+                PrometheusError::Invalid("the bearer token is not valid header text".into())
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        builder = builder.default_headers(headers);
+    }
+    if let Some(pem) = &credentials.ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            PrometheusError::Invalid(format!("the CA file does not read as PEM: {e}"))
+        })? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder
+        .build()
+        .map_err(|e| PrometheusError::Invalid(format!("cannot build the HTTP client: {e}")))?;
+    Client::from(http, url).map_err(|e| PrometheusError::Invalid(format!("URL {url:?}: {e}")))
+}
+
+/// [`query_range`] on a client made by [`connect`] (the query's URL is the client's).
+pub async fn query_range_on(
+    client: &Client,
+    query: &RangeQuery,
+    options: &QueryOptions,
+) -> Result<Vec<Series>, PrometheusError> {
     let chunks = plan_chunks(query, options)?;
-    let client = client(&query.url, options.timeout)?;
     let mut joined: BTreeMap<Labels, Vec<(Millis, f64)>> = BTreeMap::new();
     for (start, end) in chunks {
         let matrix = with_retries(query, options, || async {
@@ -273,17 +340,6 @@ pub fn plan_chunks(
         start = end + query.step;
     }
     Ok(chunks)
-}
-
-fn client(url: &str, timeout: Duration) -> Result<Client, PrometheusError> {
-    // rustls needs a process-wide crypto provider; installing one twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| PrometheusError::Invalid(format!("cannot build the HTTP client: {e}")))?;
-    Client::from(http, url).map_err(|e| PrometheusError::Invalid(format!("URL {url:?}: {e}")))
 }
 
 /// Runs `request`, retrying transient failures with exponential backoff.

@@ -121,7 +121,7 @@ impl Config {
         }
         if self.shape.patch == 0
             || self.shape.input_steps == 0
-            || self.shape.input_steps % self.shape.patch != 0
+            || !self.shape.input_steps.is_multiple_of(self.shape.patch)
         {
             return Err(format!(
                 "input_steps {} is not a positive multiple of patch {}",
