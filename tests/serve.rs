@@ -130,6 +130,7 @@ struct Server {
     https: u16,
     grpc: u16,
     dir: PathBuf,
+    scheme: &'static str,
 }
 
 impl Drop for Server {
@@ -148,7 +149,7 @@ impl Server {
         let config = config
             .replace("HTTPS_PORT", &https.to_string())
             .replace("GRPC_PORT", &grpc.to_string());
-        std::fs::write(&path, config).unwrap();
+        std::fs::write(&path, &config).unwrap();
         let log = std::fs::File::create(dir.join("serve.log")).unwrap();
         let child = prescale()
             .arg("serve")
@@ -160,11 +161,17 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start prescale serve");
+        let scheme = if config.contains("insecureHttp: true") {
+            "http"
+        } else {
+            "https"
+        };
         let server = Server {
             child,
             https,
             grpc,
             dir: dir.to_path_buf(),
+            scheme,
         };
         server.wait_for("/healthz", 200, Duration::from_secs(30));
         server
@@ -177,7 +184,7 @@ impl Server {
     fn curl(&self, path: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-sk", "-w", "\n%{http_code}", "--max-time", "5"])
-            .arg(format!("https://127.0.0.1:{}{path}", self.https))
+            .arg(format!("{}://127.0.0.1:{}{path}", self.scheme, self.https))
             .output()
             .expect("curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -415,4 +422,476 @@ fn a_malformed_config_lists_every_problem_and_does_not_start() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `/metrics` of `server`, and one sample's value in it.
+fn sample(server: &Server, prefix: &str) -> Option<f64> {
+    let (_, text) = server.curl("/metrics");
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn replicas_value(server: &Server) -> (u16, String) {
+    server.curl("/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector=workload%3Dtweets")
+}
+
+/// A server on 127.0.0.1 that answers every request with HTTP 200, a JSON content type and a
+/// body that is not JSON: a Prometheus answering garbage.
+fn garbage_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buffer);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn prometheus_down_garbage_reloads_and_restarts_fall_back_and_recover() {
+    // Two days of the AMZN trace as if it ended now, and the deployment's replica count.
+    let amzn = common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 2);
+    let now = chrono::Utc::now().timestamp();
+    let end = now - now.rem_euclid(300) - 300;
+    let first = end - 300 * (amzn.len() as i64 - 1);
+    let points: Vec<(i64, f64)> = amzn
+        .values()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (first + 300 * i as i64, *v))
+        .collect();
+    let replicas: Vec<(i64, f64)> = points.iter().map(|(t, _)| (*t, 4.0)).collect();
+    let mut prometheus = common::Prometheus::start(&[
+        common::Backfill {
+            metric: "tweets",
+            labels: r#"brand="amzn""#,
+            points,
+        },
+        common::Backfill {
+            metric: "kube_deployment_status_replicas",
+            labels: r#"deployment="tweets""#,
+            points: replicas,
+        },
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = |url: &str| {
+        format!(
+            "prometheus: {{url: {url}, timeout: 2s, retries: 0}}
+listen: {{https: 127.0.0.1:HTTPS_PORT, grpc: 127.0.0.1:GRPC_PORT}}
+stateDir: {state}
+refresh: {{every: 1s}}
+workloads:
+  - workload: tweets
+    namespace: demo
+    maxReplicas: 50
+    startupSeconds: 120
+    currentReplicas: {{query: 'kube_deployment_status_replicas{{deployment=\"tweets\"}}'}}
+    fallback: {{failureThreshold: 2, serve: replicas, replicas: 7}}
+    metrics:
+      - name: tweets
+        query: sum(tweets{{brand=\"amzn\"}})
+        step: 5m
+        history: 1d
+        refitEvery: 1h
+        horizon: 1h
+        model: ets
+        capacityPerReplica: 20
+",
+            state = dir.path().join("state").display()
+        )
+    };
+    let server = Server::start(dir.path(), &config(&prometheus.url), &[]);
+    server.wait_for("/readyz", 200, Duration::from_secs(60));
+    let fallback = r#"prescale_fallback_active{namespace="demo",workload="tweets"}"#;
+    assert_eq!(sample(&server, fallback), Some(0.0));
+    let (code, body) = replicas_value(&server);
+    assert_eq!(code, 200, "{body}");
+    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_ne!(live["items"][0]["value"], "7");
+
+    // Prometheus stops: after two failed refreshes the fallback (7 pods) is served and
+    // flagged in /metrics, the readiness detail and the log.
+    prometheus.stop();
+    wait_until("the fallback is flagged", Duration::from_secs(30), || {
+        sample(&server, fallback) == Some(1.0)
+    });
+    let (_, body) = replicas_value(&server);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["items"][0]["value"], "6999m", "{body}");
+    assert!(server
+        .curl("/readyz")
+        .1
+        .contains("serving the fallback: demo/tweets"));
+    assert!(server.log().contains("serving the fallback"));
+    assert!(sample(&server, r#"prescale_prometheus_query_errors_total{namespace="demo",workload="tweets",metric="tweets"}"#).unwrap() >= 2.0);
+
+    // It comes back: the forecast is served again.
+    prometheus.restart();
+    wait_until(
+        "recovery from the fallback",
+        Duration::from_secs(30),
+        || sample(&server, fallback) == Some(0.0),
+    );
+
+    // A restart with the state directory serves the last decision at once, even with
+    // Prometheus answering garbage; a corrupt model file is reported, never fatal.
+    wait_until("a forecast decision", Duration::from_secs(30), || {
+        replicas_value(&server).0 == 200
+    });
+    let last = replicas_value(&server).1;
+    let value = |body: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["items"][0]["value"].clone()
+    };
+    assert_ne!(value(&last), "6999m");
+    drop(server);
+    let models = dir.path().join("state/models/demo/tweets/tweets.json");
+    assert!(models.exists(), "the fitted model was saved");
+    std::fs::write(&models, "{ truncated").unwrap();
+    let garbage = format!("http://127.0.0.1:{}", garbage_server());
+    let patient = config(&garbage).replace("failureThreshold: 2", "failureThreshold: 1000");
+    let server = Server::start(dir.path(), &patient, &[]);
+    let (code, again) = replicas_value(&server);
+    assert_eq!(code, 200, "{again}; log:\n{}", server.log());
+    assert_eq!(value(&again), value(&last));
+    assert!(server.log().contains("serving the persisted decision"));
+    wait_until(
+        "the corrupt model is reported",
+        Duration::from_secs(30),
+        || server.log().contains("ignoring the saved model"),
+    );
+
+    // A reload (SIGHUP) to a configuration that falls back after two failures is applied;
+    // then an invalid file is refused and the configuration in effect keeps serving.
+    let path = dir.path().join("serve.yaml");
+    let ports = |text: String| {
+        text.replace("HTTPS_PORT", &server.https.to_string())
+            .replace("GRPC_PORT", &server.grpc.to_string())
+    };
+    std::fs::write(&path, ports(config(&garbage))).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status();
+    wait_until(
+        "the garbage answers are a fallback",
+        Duration::from_secs(30),
+        || sample(&server, fallback) == Some(1.0),
+    );
+    assert!(server.log().contains("configuration reloaded"));
+    std::fs::write(&path, "workloads: [oops\n").unwrap();
+    wait_until(
+        "the invalid reload is refused",
+        Duration::from_secs(30),
+        || {
+            sample(
+                &server,
+                r#"prescale_config_reloads_total{outcome="refused"}"#,
+            ) == Some(1.0)
+        },
+    );
+    assert_eq!(replicas_value(&server).0, 200);
+    assert!(!server.log().contains("panicked"));
+}
+
+/// A CA and a client certificate it signs, as PEM files in `dir`: (ca, cert, key).
+fn client_certificate(
+    dir: &Path,
+    name: &str,
+    ca: Option<&(rcgen::Issuer<'static, rcgen::KeyPair>, PathBuf)>,
+    common_name: &str,
+) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let (ca_path, cert) = match ca {
+        Some((issuer, path)) => (path.clone(), params.signed_by(&key, issuer).unwrap()),
+        None => unreachable!("callers pass a CA"),
+    };
+    let cert_path = dir.join(format!("{name}.crt"));
+    let key_path = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (ca_path, cert_path, key_path)
+}
+
+/// A certificate authority, its PEM written to `dir/<name>.crt`.
+fn authority(dir: &Path, name: &str) -> (rcgen::Issuer<'static, rcgen::KeyPair>, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    let path = dir.join(format!("{name}.crt"));
+    std::fs::write(&path, cert.pem()).unwrap();
+    (Issuer::new(params, key), path)
+}
+
+/// kubectl `get --raw` with a client certificate (or none): its exit status and output.
+fn kubectl_as(dir: &Path, port: u16, cert: Option<(&Path, &Path)>, path: &str) -> (bool, String) {
+    let user = match cert {
+        Some((c, k)) => format!(
+            "client-certificate: {}\n    client-key: {}",
+            c.display(),
+            k.display()
+        ),
+        None => "token: anonymous".into(),
+    };
+    let config = dir.join(format!(
+        "kubeconfig-{}",
+        cert.map_or(0, |c| c.0.to_string_lossy().len())
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: prescale
+  cluster:
+    server: https://127.0.0.1:{port}
+    insecure-skip-tls-verify: true
+users:
+- name: client
+  user:
+    {user}
+contexts:
+- name: prescale
+  context: {{cluster: prescale, user: client}}
+current-context: prescale
+"
+        ),
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&config)
+        .args(["get", "--raw", path])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn only_the_allowed_front_proxy_certificate_reads_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("amzn.csv");
+    write_csv(
+        &data,
+        &common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 5),
+    );
+    let front_proxy = authority(dir.path(), "front-proxy-ca");
+    let other_ca = authority(dir.path(), "other-ca");
+    let (ca, allowed, allowed_key) = client_certificate(
+        dir.path(),
+        "allowed",
+        Some(&front_proxy),
+        "front-proxy-client",
+    );
+    let (_, wrong_name, wrong_name_key) =
+        client_certificate(dir.path(), "wrong-name", Some(&front_proxy), "intruder");
+    let (_, foreign, foreign_key) =
+        client_certificate(dir.path(), "foreign", Some(&other_ca), "front-proxy-client");
+    let config = TRIAL
+        .replace("STATE", &dir.path().join("state").display().to_string())
+        .replace("DATA", &data.display().to_string());
+    let server = Server::start(
+        dir.path(),
+        &config,
+        &[
+            "--requestheader-client-ca",
+            &ca.display().to_string(),
+            "--requestheader-allowed-names",
+            "front-proxy-client,aggregator",
+        ],
+    );
+    server.wait_for("/readyz", 200, Duration::from_secs(60));
+    let path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas";
+    let (ok, out) = kubectl_as(
+        dir.path(),
+        server.https,
+        Some((&allowed, &allowed_key)),
+        path,
+    );
+    assert!(
+        ok && out.contains("ExternalMetricValueList"),
+        "allowed: {out}"
+    );
+    let (ok, out) = kubectl_as(
+        dir.path(),
+        server.https,
+        Some((&wrong_name, &wrong_name_key)),
+        path,
+    );
+    assert!(
+        !ok && out.contains("Unauthorized"),
+        "a name not allowed: {out}"
+    );
+    let (ok, out) = kubectl_as(
+        dir.path(),
+        server.https,
+        Some((&foreign, &foreign_key)),
+        path,
+    );
+    assert!(
+        !ok && !out.contains("ExternalMetricValueList"),
+        "another CA: {out}"
+    );
+    let (ok, out) = kubectl_as(dir.path(), server.https, None, path);
+    assert!(!ok && out.contains("Unauthorized"), "no certificate: {out}");
+    // Health endpoints stay open to probes without a certificate.
+    assert_eq!(server.curl("/healthz").0, 200);
+    assert_eq!(server.curl("/readyz").0, 200);
+    assert_eq!(
+        sample(&server, "prescale_authentication_enabled"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn hostile_requests_cost_a_status_and_nothing_else() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("amzn.csv");
+    write_csv(
+        &data,
+        &common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 5),
+    );
+    let config = format!(
+        "insecureHttp: true\n{}",
+        TRIAL
+            .replace("STATE", &dir.path().join("state").display().to_string())
+            .replace("DATA", &data.display().to_string())
+    );
+    let server = Server::start(dir.path(), &config, &[]);
+    server.wait_for("/readyz", 200, Duration::from_secs(60));
+    let rss = || -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = rss();
+    // Slow clients hold connections open byte by byte; they must not starve the others.
+    let slow: Vec<TcpStream> = (0..50)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", server.https)).ok())
+        .collect();
+    let valid = "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector=workload%3Dtweets";
+    // Over the API's URI bound (4 KiB) but inside the header buffer: a 414 Status; a header
+    // block over the buffer (16 KiB) is refused by the HTTP layer itself with a 431.
+    let huge_selector = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector={}",
+        "a%3Db%2C".repeat(1000)
+    );
+    let over_buffer = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector={}",
+        "a%3Db%2C".repeat(3000)
+    );
+    let attacks: Vec<Vec<u8>> = vec![
+        b"GET /%FF%FE/%00 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /apis/external.metrics.k8s.io/v1beta1/namespaces/%FF/prescale_replicas HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        format!("GET {huge_selector} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+        format!("GET {over_buffer} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+        format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "y".repeat(64 * 1024)).into_bytes(),
+        b"\x16\x03\x01\x02\x00garbage".to_vec(),
+        b"GET /apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector=a%20in%20(((( HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"DELETE /apis/external.metrics.k8s.io/v1beta1 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nabc".to_vec(),
+    ];
+    let mut answered = 0;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let attacks = attacks.clone();
+            let port = server.https;
+            std::thread::spawn(move || {
+                let mut count = 0;
+                for i in 0..2500 {
+                    let attack = &attacks[(i + t) % attacks.len()];
+                    if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                        let _ = s.write_all(attack);
+                        let mut sink = [0u8; 256];
+                        let _ = s.read(&mut sink);
+                        count += 1;
+                    }
+                }
+                count
+            })
+        })
+        .collect();
+    // Meanwhile valid requests keep being answered.
+    let mut valid_ok = 0;
+    let started = Instant::now();
+    while threads.iter().any(|t| !t.is_finished()) {
+        if server.curl(valid).0 == 200 {
+            valid_ok += 1;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the attack did not end"
+        );
+    }
+    for t in threads {
+        answered += t.join().unwrap();
+    }
+    assert_eq!(answered, 10_000);
+    assert!(
+        valid_ok >= 5,
+        "only {valid_ok} valid requests answered during the attack"
+    );
+    // Each kind gets its Status answer.
+    for (path, code) in [
+        ("/%FF%FE/%00", 404),
+        ("/apis/external.metrics.k8s.io/v1beta1/namespaces/%FF/prescale_replicas", 400),
+        (huge_selector.as_str(), 414),
+        ("/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector=a%20in%20((((", 400),
+    ] {
+        let (got, body) = server.curl(path);
+        let shown: String = path.chars().take(100).collect();
+        assert_eq!(got, code, "{shown}: {body}");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status["kind"], "Status", "{body}");
+    }
+    assert_eq!(server.curl(&over_buffer).0, 431);
+    drop(slow);
+    assert_eq!(server.curl(valid).0, 200);
+    let after = rss();
+    assert!(
+        after < before + 50 * 1024 && after < 200 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    println!("RSS {before} kB before, {after} kB after 10,000 hostile requests; {valid_ok} valid answered meanwhile");
 }

@@ -194,6 +194,16 @@ impl FittedModel {
         Ok(forecast)
     }
 
+    /// The timestamp of the first step it forecasts (one step after its history's end).
+    pub fn next(&self) -> Millis {
+        self.next
+    }
+
+    /// The step of the series it was fitted on, ms.
+    pub fn step(&self) -> Millis {
+        self.step
+    }
+
     /// True when forecasts are floored at zero (the history never went negative).
     pub fn non_negative(&self) -> bool {
         self.non_negative

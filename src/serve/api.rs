@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -249,9 +250,18 @@ async fn resources() -> Response {
 /// An `ExternalMetricValueList` with one item per matching workload (or metric).
 async fn values(
     State(state): State<Arc<AppState>>,
-    Path((namespace, metric)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    // Malformed percent-encoding (or bytes that are not UTF-8) is the client's error.
+    let (namespace, metric) = match path {
+        Ok(Path(p)) => p,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e.body_text()),
+    };
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e.body_text()),
+    };
     if metric != REPLICAS_METRIC && metric != FORECAST_METRIC {
         return status(
             StatusCode::NOT_FOUND,

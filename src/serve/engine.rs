@@ -98,6 +98,8 @@ struct MetricRunner {
     last_observed: f64,
     failures: u32,
     error: Option<String>,
+    /// The model a previous run saved, until the first history shows whether it fits.
+    saved: Option<FittedModel>,
 }
 
 impl MetricRunner {
@@ -123,6 +125,7 @@ impl MetricRunner {
             last_observed: f64::NAN,
             failures: 0,
             error: None,
+            saved: None,
         })
     }
 
@@ -151,13 +154,12 @@ impl MetricRunner {
             .max(1000);
         let end = ctx.now - ctx.now.rem_euclid(step);
         let window = history_steps(&self.config) as Millis;
+        // The newest point is read again every refresh: a late sample may still complete it,
+        // and a failing Prometheus is noticed at once rather than at the next step.
         let start = match &self.history {
-            Some(h) => h.next_timestamp(),
+            Some(h) => h.timestamp(h.len() - 1).min(end),
             None => end - (window - 1) * step,
         };
-        if start > end {
-            return Ok(None);
-        }
         let query = RangeQuery {
             url: url.to_string(),
             query: promql.to_string(),
@@ -173,11 +175,17 @@ impl MetricRunner {
         };
         let [new] =
             <[Series; 1]>::try_from(got).map_err(|all| MetricError::NotOneSeries(all.len()))?;
+        // The range starts at the newest point, so its first point is that one again (the
+        // series is built on the query's own grid): nothing new unless there is more.
+        if self.history.is_some() && new.len() <= 1 {
+            return Ok(None);
+        }
         let merged = match &self.history {
             None => new,
             Some(old) => {
+                // The re-read newest point keeps the value already processed.
                 let mut values = old.values().to_vec();
-                values.extend_from_slice(new.values());
+                values.extend_from_slice(new.values().get(1..).unwrap_or(&[]));
                 let keep = values.len().saturating_sub(window as usize);
                 let start = old.timestamp(keep);
                 Series::new(old.labels().clone(), start, step, values.split_off(keep)).map_err(
@@ -244,6 +252,11 @@ impl MetricRunner {
             None => n - 1,
             Some(last) => (0..n).find(|&i| history.timestamp(i) > last).unwrap_or(n),
         };
+        if let Some(saved) = self.saved.take() {
+            if self.fit.is_none() {
+                self.restore(saved, &history);
+            }
+        }
         let mut outcome = Ok(());
         for i in first..n {
             let (t, y) = (history.timestamp(i), history.values()[i]);
@@ -279,6 +292,43 @@ impl MetricRunner {
             self.last_observed = y;
         }
         outcome
+    }
+
+    /// The model saved by a previous run, when it fits this history's grid: the server plans
+    /// with it at once and refits when its refit is due. A corrupt or foreign file is
+    /// reported and ignored.
+    fn restore(&mut self, fitted: FittedModel, history: &Series) {
+        let name = &self.config.target.name;
+        let origin = fitted.next() - fitted.step();
+        let newest = history.timestamp(history.len() - 1);
+        if fitted.step() != history.step()
+            || origin > newest
+            || (newest - origin) % history.step() != 0
+        {
+            tracing::warn!(metric = %name, "ignoring the saved model: fitted on another grid");
+            return;
+        }
+        let steps = ((newest - origin) / history.step()) as usize;
+        let horizon =
+            steps + (self.config.horizon.as_millis() as i64 / history.step()).max(1) as usize;
+        let levels: Vec<f64> = level_for_quantile(self.quantile)
+            .filter(|l| *l > 0.0)
+            .into_iter()
+            .collect();
+        match fitted.predict(horizon, &levels) {
+            // The saved model has no training values to measure its errors' autocorrelation
+            // with: the forecast is anchored without damping (ρ = 0) until the next refit.
+            Ok(forecast) if forecast.mean.iter().all(|v| v.is_finite()) => {
+                tracing::info!(metric = %name, model = fitted.model(), "planning with the saved model until its refit is due");
+                self.fit = Some(Fit {
+                    forecast,
+                    rho: 0.0,
+                    origin,
+                    model: fitted.model(),
+                });
+            }
+            _ => tracing::warn!(metric = %name, "ignoring the saved model: it does not forecast"),
+        }
     }
 
     /// Fits the model on the history window ending at point `i`, on a blocking thread.
@@ -390,13 +440,42 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn model_path(&self, m: &MetricRunner) -> Option<PathBuf> {
-        let dir = self.state_dir?;
-        Some(
-            dir.join("models")
-                .join(safe(self.workload.0))
-                .join(safe(self.workload.1))
-                .join(format!("{}.json", safe(&m.config.target.name))),
-        )
+        Some(model_path(
+            self.state_dir?,
+            self.workload.0,
+            self.workload.1,
+            &m.config.target.name,
+        ))
+    }
+}
+
+/// Where a metric's fitted model is kept under the state directory.
+fn model_path(state_dir: &Path, namespace: &str, workload: &str, metric: &str) -> PathBuf {
+    state_dir
+        .join("models")
+        .join(safe(namespace))
+        .join(safe(workload))
+        .join(format!("{}.json", safe(metric)))
+}
+
+/// The model a previous run saved for a metric; a corrupt or foreign file is reported and
+/// ignored (the metric is refitted), never fatal.
+fn load_saved(
+    state_dir: &Path,
+    namespace: &str,
+    workload: &str,
+    metric: &str,
+) -> Option<FittedModel> {
+    let path = model_path(state_dir, namespace, workload, metric);
+    if !path.exists() {
+        return None;
+    }
+    match FittedModel::load(&path) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %chain(&e), "ignoring the saved model");
+            None
+        }
     }
 }
 
@@ -759,7 +838,12 @@ impl Engine {
                     continue;
                 }
                 match MetricRunner::new(m.clone(), &w.policy, config.hpa_sync.as_secs()) {
-                    Ok(r) => fresh.push(((w.namespace.clone(), w.workload.clone()), r)),
+                    Ok(mut r) => {
+                        r.saved = config.state_dir.as_deref().and_then(|dir| {
+                            load_saved(dir, &w.namespace, &w.workload, &m.target.name)
+                        });
+                        fresh.push(((w.namespace.clone(), w.workload.clone()), r));
+                    }
                     Err(source) => {
                         let e = EngineError::Model {
                             workload: format!("{}/{}", w.namespace, w.workload),

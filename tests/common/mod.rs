@@ -44,8 +44,9 @@ pub(crate) struct Backfill<'a> {
 /// when the test panics).
 pub(crate) struct Prometheus {
     child: Child,
-    pub url: String,
-    _dir: tempfile::TempDir,
+    pub(crate) url: String,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
 impl Prometheus {
@@ -90,28 +91,61 @@ impl Prometheus {
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
+        let child = spawn_prometheus(dir.path(), port);
         let server = Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            port,
+            dir,
         };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while http_status(port, "/-/ready") != Some(200) {
+        while http_status(self.port, "/-/ready") != Some(200) {
             assert!(Instant::now() < deadline, "prometheus not ready after 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
-        server
     }
+
+    /// Stops the server (its data stays for [`Prometheus::restart`]).
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_prometheus(self.dir.path(), self.port);
+        self.wait_ready();
+    }
+}
+
+/// `prometheus` on `port` over the data and config in `dir`.
+fn spawn_prometheus(dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))
+        .expect("log file");
+    Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus")
 }
 
 impl Drop for Prometheus {
