@@ -92,6 +92,11 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
     // The replica plan, with its reason, and the replay table of the three policies and the
     // reference.
     assert!(stdout.contains("pods now: forecast p90 of "), "{stdout}");
+    // And how to serve such decisions from the bundled data.
+    assert!(
+        stdout.contains("prescale serve --config examples/serve.yaml"),
+        "{stdout}"
+    );
     for policy in [
         "reactive",
         "predictive",

@@ -116,6 +116,9 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
     )?;
     print_plan(&history, &forecast)?;
     report(&series, &args.output)?;
+    outln!(
+        "\nto serve such decisions to Kubernetes (the external metrics API and a KEDA scaler) from the bundled data, with no Prometheus:\n  prescale serve --config examples/serve.yaml\n  curl -sk 'https://127.0.0.1:6443/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector=workload%3Dtaxi'"
+    )?;
     Ok(())
 }
 
