@@ -68,10 +68,13 @@ fn refresh(config: ServeConfig) -> (Snapshot, f64) {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut engine = Engine::new(Arc::new(config), None).map_err(|r| r.0).expect("engine");
+    let mut engine = Engine::new(Arc::new(config), None)
+        .map_err(|r| r.0)
+        .expect("engine");
     let telemetry = Telemetry::default();
     let started = Instant::now();
-    let snapshot = runtime.block_on(engine.refresh(wall_clock(), &telemetry, &Snapshot::empty(vec![])));
+    let snapshot =
+        runtime.block_on(engine.refresh(wall_clock(), &telemetry, &Snapshot::empty(vec![])));
     (snapshot, started.elapsed().as_secs_f64())
 }
 
@@ -184,8 +187,12 @@ fn main() {
     ));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let (api, bare) = runtime.block_on(async {
-        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let bare = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         (api, bare)
     });
     let api_addr: SocketAddr = api.local_addr().expect("address");
@@ -203,14 +210,22 @@ fn main() {
                     )
                     .await
                     .expect("a response");
-                axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("a body")
+                axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .expect("a body")
             })
             .iter()
             .map(|&b| b as char)
             .collect::<String>()
             .into_boxed_str(),
     );
-    runtime.spawn(serve(api, None, router(state.clone()), Limits::default(), stop.clone()));
+    runtime.spawn(serve(
+        api,
+        None,
+        router(state.clone()),
+        Limits::default(),
+        stop.clone(),
+    ));
     runtime.spawn(constant(bare, sample_body));
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kb();

@@ -209,9 +209,26 @@ impl Server {
     }
 }
 
-/// A kubeconfig for `kubectl --raw` against the server (TLS not verified: self-signed).
-fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
-    let path = dir.join("kubeconfig");
+/// A kubeconfig for `kubectl --raw` against the server (TLS not verified: self-signed),
+/// authenticating with a client certificate (`cert`, `key`) or, without one, a token the
+/// server does not check (kubectl would otherwise prompt for a user name).
+fn kubeconfig(dir: &Path, port: u16, cert: Option<(&Path, &Path)>) -> PathBuf {
+    let (user, file) = match cert {
+        Some((c, k)) => (
+            format!(
+                "client-certificate: {}\n    client-key: {}",
+                c.display(),
+                k.display()
+            ),
+            format!(
+                "kubeconfig-{}",
+                c.file_stem()
+                    .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+            ),
+        ),
+        None => ("token: not-checked".to_string(), "kubeconfig".to_string()),
+    };
+    let path = dir.join(file);
     std::fs::write(
         &path,
         format!(
@@ -223,12 +240,12 @@ clusters:
     server: https://127.0.0.1:{port}
     insecure-skip-tls-verify: true
 users:
-- name: tester
+- name: client
   user:
-    token: not-checked
+    {user}
 contexts:
 - name: prescale
-  context: {{cluster: prescale, user: tester}}
+  context: {{cluster: prescale, user: client}}
 current-context: prescale
 "
         ),
@@ -273,7 +290,7 @@ fn real_clients_read_the_decisions() {
     let path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/prescale_replicas?labelSelector=workload%3Dtweets";
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
-        .arg(kubeconfig(dir.path(), server.https))
+        .arg(kubeconfig(dir.path(), server.https, None))
         .args(["get", "--raw", path])
         .output()
         .expect("kubectl is installed");
@@ -291,7 +308,7 @@ fn real_clients_read_the_decisions() {
     // An unknown metric is kubectl's NotFound.
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
-        .arg(kubeconfig(dir.path(), server.https))
+        .arg(kubeconfig(dir.path(), server.https, None))
         .args([
             "get",
             "--raw",
@@ -649,43 +666,9 @@ fn authority(dir: &Path, name: &str) -> (rcgen::Issuer<'static, rcgen::KeyPair>,
 
 /// kubectl `get --raw` with a client certificate (or none): its exit status and output.
 fn kubectl_as(dir: &Path, port: u16, cert: Option<(&Path, &Path)>, path: &str) -> (bool, String) {
-    let user = match cert {
-        Some((c, k)) => format!(
-            "client-certificate: {}\n    client-key: {}",
-            c.display(),
-            k.display()
-        ),
-        None => "token: anonymous".into(),
-    };
-    let config = dir.join(format!(
-        "kubeconfig-{}",
-        cert.map_or(0, |c| c.0.to_string_lossy().len())
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: prescale
-  cluster:
-    server: https://127.0.0.1:{port}
-    insecure-skip-tls-verify: true
-users:
-- name: client
-  user:
-    {user}
-contexts:
-- name: prescale
-  context: {{cluster: prescale, user: client}}
-current-context: prescale
-"
-        ),
-    )
-    .unwrap();
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
-        .arg(&config)
+        .arg(kubeconfig(dir, port, cert))
         .args(["get", "--raw", path])
         .output()
         .unwrap();

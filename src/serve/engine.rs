@@ -144,7 +144,7 @@ impl MetricRunner {
     }
 
     async fn read_query(&self, ctx: &Ctx<'_>, promql: &str) -> Result<Option<Series>, MetricError> {
-        let (Some(client), Some(url)) = (ctx.prometheus, ctx.prometheus_url) else {
+        let (Some(client), Some(url)) = (ctx.shared.prometheus, ctx.shared.prometheus_url) else {
             return Ok(None);
         };
         let step = self
@@ -152,7 +152,7 @@ impl MetricRunner {
             .step
             .map_or(60_000, |s| s.as_millis() as Millis)
             .max(1000);
-        let end = ctx.now - ctx.now.rem_euclid(step);
+        let end = ctx.shared.now - ctx.shared.now.rem_euclid(step);
         let window = history_steps(&self.config) as Millis;
         // The newest point is read again every refresh: a late sample may still complete it,
         // and a failing Prometheus is noticed at once rather than at the next step.
@@ -167,7 +167,7 @@ impl MetricRunner {
             end,
             step,
         };
-        let got = match prometheus::query_range_on(client, &query, ctx.options).await {
+        let got = match prometheus::query_range_on(client, &query, ctx.shared.options).await {
             Ok(got) => got,
             // Nothing new yet (a scrape not in): not a failure once there is a history.
             Err(PrometheusError::EmptyResult { .. }) if self.history.is_some() => return Ok(None),
@@ -271,11 +271,13 @@ impl MetricRunner {
                 match self.refit(ctx, &history, i).await {
                     Ok(fit) => {
                         if let Some(old) = &self.fit {
-                            ctx.telemetry
+                            ctx.shared
+                                .telemetry
                                 .model_in_use
                                 .remove(&model_labels(labels, old.model));
                         }
-                        ctx.telemetry
+                        ctx.shared
+                            .telemetry
                             .model_in_use
                             .get_or_create(&model_labels(labels, fit.model))
                             .set(1);
@@ -357,6 +359,7 @@ impl MetricRunner {
             .collect();
         let model = self.model.clone();
         let permit = ctx
+            .shared
             .fits
             .acquire()
             .await
@@ -378,7 +381,8 @@ impl MetricRunner {
         .map_err(|e| MetricError::Task(e.to_string()))?;
         drop(permit);
         let (fitted, forecast, rho) = made?;
-        ctx.telemetry
+        ctx.shared
+            .telemetry
             .fit_duration
             .get_or_create(&FitLabels {
                 model: fitted.model().to_string(),
@@ -426,22 +430,16 @@ fn history_steps(config: &MetricConfig) -> usize {
     ((config.history.as_millis() / step) as usize).max(4)
 }
 
-/// What every refresh shares.
+/// What one metric's refresh sees: what every refresh shares, and its workload.
 struct Ctx<'a> {
-    now: Millis,
-    prometheus: Option<&'a Client>,
-    prometheus_url: Option<&'a str>,
-    options: &'a QueryOptions,
-    fits: &'a Semaphore,
-    telemetry: &'a Telemetry,
-    state_dir: Option<&'a Path>,
+    shared: &'a Shared<'a>,
     workload: (&'a str, &'a str),
 }
 
 impl Ctx<'_> {
     fn model_path(&self, m: &MetricRunner) -> Option<PathBuf> {
         Some(model_path(
-            self.state_dir?,
+            self.shared.state_dir?,
             self.workload.0,
             self.workload.1,
             &m.config.target.name,
@@ -514,13 +512,7 @@ impl WorkloadRunner {
 
     async fn refresh(&mut self, shared: &Shared<'_>) -> Option<WorkloadDecision> {
         let ctx = Ctx {
-            now: shared.now,
-            prometheus: shared.prometheus,
-            prometheus_url: shared.prometheus_url,
-            options: shared.options,
-            fits: shared.fits,
-            telemetry: shared.telemetry,
-            state_dir: shared.state_dir,
+            shared,
             workload: (&self.config.namespace, &self.config.workload),
         };
         let key = self.key();
@@ -552,10 +544,14 @@ impl WorkloadRunner {
                     let text = chain(&e);
                     match &e {
                         MetricError::Query(_) | MetricError::NotOneSeries(_) => {
-                            ctx.telemetry.query_errors.get_or_create(&labels).inc();
+                            ctx.shared
+                                .telemetry
+                                .query_errors
+                                .get_or_create(&labels)
+                                .inc();
                         }
                         _ => {
-                            ctx.telemetry.fit_errors.get_or_create(&labels).inc();
+                            ctx.shared.telemetry.fit_errors.get_or_create(&labels).inc();
                         }
                     }
                     tracing::warn!(workload = %key, metric = %labels.metric, failures = m.failures, error = %text, "refresh failed");
@@ -563,7 +559,8 @@ impl WorkloadRunner {
                 }
             }
             if let (Some(fit), Some(clock)) = (&m.fit, m.clock(shared.now)) {
-                ctx.telemetry
+                ctx.shared
+                    .telemetry
                     .forecast_age
                     .get_or_create(&labels)
                     .set(((clock - fit.origin) as f64 / 1000.0).max(0.0));
@@ -580,10 +577,11 @@ impl WorkloadRunner {
         match &self.config.current_replicas {
             Some(CurrentReplicas::Fixed(n)) => *n,
             Some(CurrentReplicas::Query(q)) => {
-                let (Some(client), Some(url)) = (ctx.prometheus, ctx.prometheus_url) else {
+                let (Some(client), Some(url)) = (ctx.shared.prometheus, ctx.shared.prometheus_url)
+                else {
                     return fallback;
                 };
-                let end = ctx.now - ctx.now.rem_euclid(15_000);
+                let end = ctx.shared.now - ctx.shared.now.rem_euclid(15_000);
                 let query = RangeQuery {
                     url: url.to_string(),
                     query: q.clone(),
@@ -591,7 +589,7 @@ impl WorkloadRunner {
                     end,
                     step: 15_000,
                 };
-                match prometheus::query_range_on(client, &query, ctx.options).await {
+                match prometheus::query_range_on(client, &query, ctx.shared.options).await {
                     Ok(series) => series
                         .first()
                         .and_then(|s| s.values().iter().rev().find(|v| v.is_finite()).copied())
