@@ -40,6 +40,9 @@ pub(crate) struct Backfill<'a> {
     pub points: Vec<(i64, f64)>,
 }
 
+/// Held while `promtool` writes blocks: see [`Prometheus::start`].
+static PROMTOOL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A Prometheus server on 127.0.0.1, backfilled with `promtool`, killed when dropped (also
 /// when the test panics).
 pub(crate) struct Prometheus {
@@ -77,6 +80,12 @@ impl Prometheus {
         text.push_str("# EOF\n");
         std::fs::write(&om, text).expect("write OpenMetrics file");
         let data = dir.path().join("data");
+        // promtool preallocates a 512 MiB chunk segment for every block it writes; tests that
+        // backfill at once multiplied that, and filled a CI disk with little room to spare. One
+        // backfill at a time keeps the peak at one segment (the file is trimmed on close).
+        let _one_at_a_time = PROMTOOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let out = Command::new("promtool")
             .args(["tsdb", "create-blocks-from", "openmetrics", "-q"])
             .arg(&om)
