@@ -49,9 +49,11 @@
 //! | 4 | [`scale`] | the HPA's rules, the predictive policy, workload configs, the replay, scores and advice |
 //! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
 //! | 6 | [`serve`] | `prescale serve`: configuration, the refresh loop, published decisions, the external metrics API, the KEDA scaler, TLS and front-proxy auth, `/metrics`, state on disk |
+//! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) |
 //! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 
 pub mod cli;
+pub mod deploy;
 pub mod eval;
 pub mod files;
 pub mod forecast;

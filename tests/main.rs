@@ -7,6 +7,7 @@ mod arima;
 mod auto;
 mod cli;
 mod common;
+mod deploy;
 mod layers;
 mod lstm;
 mod m4;

@@ -22,6 +22,7 @@ mod args;
 mod backtest;
 mod bench;
 mod demo;
+mod deploy;
 mod forecast;
 mod prophet_args;
 mod report;
@@ -62,6 +63,8 @@ enum Command {
     /// Serve scaling decisions to Kubernetes: the external metrics API and a KEDA external
     /// scaler, kept fresh on live Prometheus history.
     Serve(Box<serve::ServeArgs>),
+    /// Kubernetes manifests that run `serve` in a cluster.
+    Deploy(Box<deploy::DeployArgs>),
 }
 
 /// Runs a parsed command line; library events at `warn` and above (or as `PRESCALE_LOG`
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(*args),
+        Command::Deploy(args) => deploy::run(*args),
     }
 }
 

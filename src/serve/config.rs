@@ -99,6 +99,15 @@ pub struct ServeConfig {
     pub workloads: Vec<WorkloadConfig>,
 }
 
+/// Where the files a configuration names are read: checked at parse time only when here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilesAt {
+    /// On this machine: a missing file is a problem.
+    Here,
+    /// On another machine (the pod a configuration is rendered for): not checked.
+    Elsewhere,
+}
+
 /// Values given on the command line, which override the file's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
@@ -148,8 +157,16 @@ impl ServeConfig {
         Self::from_yaml(&text, overrides)
     }
 
-    /// Parses and validates a YAML document, with `overrides` applied before the checks.
+    /// Parses and validates a YAML document, with `overrides` applied before the checks; the
+    /// files it names must be readable here.
     pub fn from_yaml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::parse(text, overrides, FilesAt::Here)
+    }
+
+    /// Parses and validates a YAML document; `files` says whether the files it names (TLS,
+    /// front-proxy CA, metric files) are checked here or belong to another machine (a pod
+    /// the configuration is rendered for).
+    pub fn parse(text: &str, overrides: &Overrides, files: FilesAt) -> Result<Self, ConfigError> {
         let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError {
             problems: vec![format!("not valid YAML: {e}")],
         })?;
@@ -215,7 +232,7 @@ impl ServeConfig {
             hpa_sync,
             workloads: vec![],
         };
-        config.check(&mut r, &workloads);
+        config.check(&mut r, &workloads, files);
         r.finish()?;
         Ok(Self {
             workloads: workloads.into_iter().map(|(_, w)| w).collect(),
@@ -225,7 +242,8 @@ impl ServeConfig {
 
     /// The checks that span keys: sources a server can read, no workload twice, TLS files
     /// that exist.
-    fn check(&self, r: &mut ConfigReader, workloads: &[(String, WorkloadConfig)]) {
+    fn check(&self, r: &mut ConfigReader, workloads: &[(String, WorkloadConfig)], files: FilesAt) {
+        let missing = |path: &Path| files == FilesAt::Here && !path.is_file();
         let mut seen = std::collections::HashSet::new();
         for (at, w) in workloads {
             if !seen.insert((w.namespace.clone(), w.workload.clone())) {
@@ -270,7 +288,7 @@ impl ServeConfig {
                         }
                     }
                     Some(MetricSource::File(path)) => {
-                        if !path.is_file() {
+                        if missing(path) {
                             r.problem(format!(
                                 "{here}.file: {} is not a readable file",
                                 path.display()
@@ -294,7 +312,7 @@ impl ServeConfig {
         }
         if let Some((cert, key)) = &self.tls {
             for (what, path) in [("certFile", cert), ("keyFile", key)] {
-                if !path.is_file() {
+                if missing(path) {
                     r.problem(format!(
                         "tls.{what}: {} is not a readable file",
                         path.display()
@@ -303,7 +321,7 @@ impl ServeConfig {
             }
         }
         if let Some(a) = &self.authentication {
-            if !a.client_ca_file.is_file() {
+            if missing(&a.client_ca_file) {
                 r.problem(format!(
                     "authentication.requestheaderClientCaFile: {} is not a readable file",
                     a.client_ca_file.display()
@@ -446,7 +464,7 @@ fn refresh(r: &mut ConfigReader, v: Option<&Value>) -> (Duration, usize) {
 }
 
 /// A Kubernetes namespace name: a DNS-1123 label.
-fn is_dns_label(s: &str) -> bool {
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

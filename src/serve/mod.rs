@@ -26,5 +26,5 @@ pub mod snapshot;
 pub mod telemetry;
 pub mod tls;
 
-pub use config::{Overrides, ServeConfig};
+pub use config::{FilesAt, Overrides, ServeConfig};
 pub use server::{run, ServeError, Started};

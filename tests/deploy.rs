@@ -1,0 +1,311 @@
+//! `prescale deploy render`: every rendered object validated by real tools (PyPI
+//! `kubernetes-validate --strict` for built-in kinds, KEDA's published CRD schema for
+//! ScaledObjects), the rendered pod's command line started as `serve --check` on the files
+//! the pod would mount, and a configuration a cluster cannot run refused with every problem.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_norway::Value;
+
+fn venv_tool(name: &str) -> PathBuf {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/.venv/bin")
+        .join(name);
+    assert!(
+        tool.is_file(),
+        "{} is missing: run `bash .ci/run` (its client environment step) or `python3 -m venv tests/.venv && tests/.venv/bin/pip install -r tests/requirements.txt`",
+        tool.display()
+    );
+    tool
+}
+
+fn yaml(path: &Path) -> Value {
+    serde_norway::from_str(&std::fs::read_to_string(path).expect("rendered file"))
+        .expect("rendered YAML parses")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("rendered folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn front_proxy_ca(dir: &Path) -> PathBuf {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "front-proxy-ca");
+    let cert = params.self_signed(&key).expect("CA");
+    let path = dir.join("front-proxy-ca.crt");
+    std::fs::write(&path, cert.pem()).expect("write CA");
+    path
+}
+
+fn render(args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("prescale")
+        .expect("binary")
+        .args(["deploy", "render"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run prescale deploy render")
+}
+
+#[test]
+fn rendered_manifests_validate_and_the_pod_command_reads_what_it_mounts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = front_proxy_ca(dir.path());
+    let out = dir.path().join("out");
+    let config = "examples/serve-prometheus.yaml";
+    let run = render(&[
+        "--config",
+        config,
+        "--out",
+        out.to_str().unwrap(),
+        "--image",
+        "registry.example.com/prescale:0.1.0",
+        "--requestheader-client-ca",
+        ca.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "render failed: {stderr}");
+    let listed = String::from_utf8_lossy(&run.stdout);
+    assert!(stderr.contains("kubectl apply -f"), "{stderr}");
+
+    // Every listed file exists, and the folders hold nothing else.
+    let server = yaml_files(&out.join("prescale"));
+    let external = yaml_files(&out.join("external-metrics"));
+    let keda = yaml_files(&out.join("keda"));
+    let all: Vec<&PathBuf> = server.iter().chain(&external).chain(&keda).collect();
+    assert_eq!(listed.lines().count(), all.len(), "{listed}");
+    for f in &all {
+        assert!(
+            listed.contains(&*f.to_string_lossy()),
+            "{} not listed",
+            f.display()
+        );
+    }
+
+    // Built-in kinds, strictly, for the API version the types were generated for and for
+    // the newest one the validator knows.
+    let validate = venv_tool("kubernetes-validate");
+    for version in [None, Some("1.33.0")] {
+        let mut cmd = Command::new(&validate);
+        cmd.arg("--strict");
+        if let Some(v) = version {
+            cmd.args(["-k", v]);
+        }
+        let checked = cmd
+            .args(server.iter().chain(&external))
+            .output()
+            .expect("run kubernetes-validate");
+        let text = String::from_utf8_lossy(&checked.stdout).into_owned()
+            + &String::from_utf8_lossy(&checked.stderr);
+        assert!(
+            checked.status.success(),
+            "kubernetes-validate {version:?}:\n{text}"
+        );
+        assert_eq!(
+            text.matches(" passed for resource ").count(),
+            server.len() + external.len(),
+            "every object validated once ({version:?}):\n{text}"
+        );
+    }
+    // ScaledObjects against KEDA's own CRD schema, unknown fields refused.
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let checked = Command::new(venv_tool("python"))
+        .arg(crd.join("validate_crd.py"))
+        .arg(crd.join("keda.sh_scaledobjects.yaml"))
+        .args(&keda)
+        .output()
+        .expect("run the CRD validator");
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "ScaledObjects:\n{text}");
+    assert_eq!(
+        text.matches("valid ScaledObject v1alpha1").count(),
+        1,
+        "{text}"
+    );
+
+    // The HPA reads the decision metric for its workload with the configuration's bounds
+    // and behavior, written out in full.
+    let hpa = yaml(&out.join("external-metrics/hpa-shop-checkout.yaml"));
+    assert_eq!(hpa["apiVersion"].as_str(), Some("autoscaling/v2"));
+    assert_eq!(hpa["metadata"]["namespace"].as_str(), Some("shop"));
+    let spec = &hpa["spec"];
+    assert_eq!(spec["minReplicas"].as_i64(), Some(3));
+    assert_eq!(spec["maxReplicas"].as_i64(), Some(60));
+    assert_eq!(spec["scaleTargetRef"]["name"].as_str(), Some("checkout"));
+    let external_metric = &spec["metrics"][0]["external"];
+    assert_eq!(
+        external_metric["metric"]["name"].as_str(),
+        Some("prescale_replicas")
+    );
+    assert_eq!(
+        external_metric["metric"]["selector"]["matchLabels"]["workload"].as_str(),
+        Some("checkout")
+    );
+    assert_eq!(
+        external_metric["target"]["averageValue"].as_str(),
+        Some("1")
+    );
+    let down = &spec["behavior"]["scaleDown"];
+    assert_eq!(down["stabilizationWindowSeconds"].as_i64(), Some(600));
+    assert_eq!(down["policies"][0]["type"].as_str(), Some("Percent"));
+    assert_eq!(down["policies"][0]["value"].as_i64(), Some(20));
+    let up = &spec["behavior"]["scaleUp"];
+    assert_eq!(
+        up["policies"].as_sequence().map(Vec::len),
+        Some(2),
+        "the HPA's default scale-up, written out"
+    );
+
+    let api = yaml(&out.join("external-metrics/apiservice.yaml"));
+    assert_eq!(
+        api["metadata"]["name"].as_str(),
+        Some("v1beta1.external.metrics.k8s.io")
+    );
+    assert_eq!(
+        api["spec"]["service"]["namespace"].as_str(),
+        Some("prescale")
+    );
+    assert_eq!(api["spec"]["service"]["port"].as_i64(), Some(443));
+    let scaled = yaml(&out.join("keda/scaledobject-shop-checkout.yaml"));
+    let trigger = &scaled["spec"]["triggers"][0];
+    assert_eq!(trigger["type"].as_str(), Some("external"));
+    assert_eq!(
+        trigger["metadata"]["scalerAddress"].as_str(),
+        Some("prescale.prescale.svc:9443")
+    );
+
+    // The pod: its arguments, run against the files its volumes would hold (the mount paths
+    // moved under a temporary root), make a valid `serve` command.
+    let deployment = yaml(&out.join("prescale/deployment.yaml"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let root = dir.path().join("pod");
+    let config_map = yaml(&out.join("prescale/configmap-config.yaml"));
+    let ca_map = yaml(&out.join("prescale/configmap-requestheader-ca.yaml"));
+    assert_eq!(
+        config_map["data"]["serve.yaml"].as_str(),
+        Some(
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(config))
+                .unwrap()
+                .as_str()
+        ),
+        "the configuration is kept verbatim"
+    );
+    for mount in container["volumeMounts"].as_sequence().expect("mounts") {
+        let at = root.join(mount["mountPath"].as_str().unwrap().trim_start_matches('/'));
+        std::fs::create_dir_all(&at).unwrap();
+        let volume = pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("every mount has its volume");
+        if let Some(name) = volume["configMap"]["name"].as_str() {
+            let map = [&config_map, &ca_map]
+                .into_iter()
+                .find(|m| m["metadata"]["name"].as_str() == Some(name))
+                .expect("the ConfigMap is rendered");
+            for (key, value) in map["data"].as_mapping().unwrap() {
+                std::fs::write(at.join(key.as_str().unwrap()), value.as_str().unwrap()).unwrap();
+            }
+        }
+    }
+    let moved: Vec<String> = args
+        .iter()
+        .map(|a| match a.strip_prefix('/') {
+            Some(path) => root.join(path).to_string_lossy().into_owned(),
+            None => a.to_string(),
+        })
+        .collect();
+    assert_eq!(moved.first().map(String::as_str), Some("serve"));
+    let check = Command::cargo_bin("prescale")
+        .unwrap()
+        .args(&moved)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{moved:?}: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("valid (1 workload(s), 4 metric(s))"));
+    assert_eq!(
+        container["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/readyz")
+    );
+    assert_eq!(
+        container["securityContext"]["readOnlyRootFilesystem"].as_bool(),
+        Some(true)
+    );
+
+    // A second render into the same folder without gRPC drops the ScaledObjects it wrote.
+    let no_grpc = dir.path().join("no-grpc.yaml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(config))
+        .unwrap()
+        .replace("  grpc: 0.0.0.0:9443\n", "");
+    std::fs::write(&no_grpc, text).unwrap();
+    let again = render(&[
+        "--config",
+        no_grpc.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--image",
+        "prescale:0.1.0",
+        "--requestheader-client-ca",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(yaml_files(&out.join("keda")).is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no KEDA ScaledObjects"));
+}
+
+#[test]
+fn a_configuration_a_cluster_cannot_run_is_refused_with_every_problem() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    // The bundled trial configuration reads files, which a pod does not have.
+    let run = render(&[
+        "--config",
+        "examples/serve.yaml",
+        "--out",
+        out.to_str().unwrap(),
+        "--image",
+        "prescale:0.1.0",
+        "--namespace",
+        "Not_A_Name",
+    ]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for needle in [
+        "Not_A_Name",
+        "workloads[0].metrics[0].file",
+        "read the metric from Prometheus with a query",
+        "listen.https: 127.0.0.1:6443 is not reachable from outside the pod",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(!out.exists(), "nothing is written when rendering fails");
+}
