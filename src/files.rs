@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -40,9 +40,73 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// An output that would overwrite one of the command's own inputs.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is also an input ({}): writing there would destroy it; choose another output path", output.display(), input.display())]
+pub struct OverwritesInput {
+    /// The output asked for.
+    pub output: PathBuf,
+    /// The input it names (possibly by another path: a link, `./`, `..`).
+    pub input: PathBuf,
+}
+
+/// Refuses an `output` that is the same file as any of `inputs`, however each is spelled
+/// (relative, through `..` or a symbolic link, or a hard link). An output that does not exist
+/// yet cannot be an input.
+pub fn refuse_overwriting_inputs<'a>(
+    output: &Path,
+    inputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), OverwritesInput> {
+    let Ok(out) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for input in inputs {
+        if let Ok(inp) = std::fs::metadata(input) {
+            if same_file(&out, &inp) {
+                return Err(OverwritesInput {
+                    output: output.to_path_buf(),
+                    input: input.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    // Only Unix is supported for deployment; elsewhere the check is skipped.
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_is_refused_as_output_by_any_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("load.csv");
+        std::fs::write(&input, "timestamp,value\n").unwrap();
+        let linked = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&input, &linked).unwrap();
+        let dotted = dir.path().join("sub/../load.csv");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for output in [&input, &linked, &dotted] {
+            let e = refuse_overwriting_inputs(output, [input.as_path()]).unwrap_err();
+            assert!(e.to_string().contains("choose another output path"), "{e}");
+        }
+        let fresh = dir.path().join("forecast.csv");
+        refuse_overwriting_inputs(&fresh, [input.as_path()]).unwrap();
+        std::fs::write(&fresh, "old").unwrap();
+        refuse_overwriting_inputs(&fresh, [input.as_path()]).unwrap();
+    }
 
     #[test]
     fn a_failed_write_leaves_the_old_file_and_no_temporary() {

@@ -8,6 +8,7 @@ mod auto;
 mod cli;
 mod common;
 mod deploy;
+mod hostile;
 mod layers;
 mod lstm;
 mod m4;

@@ -80,6 +80,18 @@ pub(super) struct InputArgs {
 }
 
 impl InputArgs {
+    /// Refuses writing to `output` when it is one of the input files (or `extra`, the
+    /// command's other input files), before any work is done.
+    pub(super) fn refuse_as_output(&self, output: &Path, extra: &[&Path]) -> anyhow::Result<()> {
+        let inputs = self
+            .input
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(extra.iter().copied());
+        crate::files::refuse_overwriting_inputs(output, inputs)?;
+        Ok(())
+    }
+
     /// The loading settings these flags describe.
     pub(super) fn settings(&self) -> anyhow::Result<InputSettings> {
         let aggregation: Aggregation = self.aggregate.parse().map_err(anyhow::Error::msg)?;

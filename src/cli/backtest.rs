@@ -47,6 +47,9 @@ pub(super) struct BacktestArgs {
 
 /// Runs `prescale backtest`.
 pub(super) fn run(args: BacktestArgs) -> anyhow::Result<()> {
+    if let Some(output) = &args.output {
+        args.input.refuse_as_output(output, &[])?;
+    }
     let models = args.fit.models(&args.model, None)?;
     let all = args.input.load()?;
     let plan = Plan {

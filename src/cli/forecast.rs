@@ -46,6 +46,10 @@ pub(super) struct ForecastArgs {
 
 /// Runs `prescale forecast`.
 pub(super) fn run(args: ForecastArgs) -> anyhow::Result<()> {
+    let model_file: Vec<&Path> = args.model_file.as_deref().into_iter().collect();
+    for output in args.output.iter().chain(&args.save_model) {
+        args.input.refuse_as_output(output, &model_file)?;
+    }
     // A folder is a trained network: the lstm model forecasting the input with it.
     let network = args.model_file.as_deref().filter(|p| p.is_dir());
     if let (Some(path), None) = (&args.model_file, network) {

@@ -100,6 +100,7 @@ pub(super) fn run(args: ReportArgs) -> anyhow::Result<()> {
             "--capacity {c} is neither a positive number nor auto"
         );
     }
+    args.input.refuse_as_output(&args.output, &[])?;
     let traces = args.input.load()?;
     let sections = traces
         .iter()

@@ -191,12 +191,16 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .build()
         .with_context(|| format!("--model {}", args.model))?;
     let (config, workload) = args.config()?;
+    let config_file: Vec<&std::path::Path> = args.config.as_deref().into_iter().collect();
     let mut traces = args.input.load()?;
     if let Some(w) = &workload {
         // A target-value metric replays as the demand it stands for (see the README).
         traces = traces.iter().map(|t| w.replay_trace(t).0).collect();
     }
     if let Some(dir) = &args.output {
+        // Before any replay runs; each replay file is checked again as it is written.
+        args.input
+            .refuse_as_output(&dir.join("summary.csv"), &config_file)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut stdout = csv::Writer::from_writer(std::io::stdout().lock());
@@ -281,14 +285,17 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 Format::Parquet => "parquet",
             };
             let path = dir.join(format!("replay{suffix}.{ext}"));
+            args.input.refuse_as_output(&path, &config_file)?;
             write_table(&mut steps_table(&result, &strategies)?, &path)?;
             note!("wrote the step-by-step replay to {}", path.display());
         }
     }
     if let Some(dir) = &args.output {
         let path = dir.join("summary.csv");
+        args.input.refuse_as_output(&path, &config_file)?;
         let bytes = summary.into_inner().map_err(|e| e.into_error())?;
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        crate::files::write_atomic(&path, &bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

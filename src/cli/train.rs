@@ -100,6 +100,12 @@ pub(super) fn run(args: TrainArgs) -> anyhow::Result<()> {
             args.model
         );
     }
+    for file in [
+        crate::model::lstm::CONFIG_FILE,
+        crate::model::lstm::WEIGHTS_FILE,
+    ] {
+        args.input.refuse_as_output(&args.output.join(file), &[])?;
+    }
     let mut series = args.input.load()?;
     if args.holdout > 0 {
         series = series

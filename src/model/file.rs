@@ -112,10 +112,7 @@ impl FittedModel {
             state: self.inner.to_state().map_err(bad_state)?,
         };
         let text = serde_json::to_string_pretty(&file).map_err(bad_state)?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        std::fs::write(path, text).map_err(io)
+        crate::files::write_atomic(path, text.as_bytes()).map_err(io)
     }
 
     /// Reads a fitted model written by [`FittedModel::save`].

@@ -68,6 +68,26 @@ pub enum ModelError {
     /// A horizon of zero steps.
     #[error("the horizon must be at least one step")]
     ZeroHorizon,
+    /// A forecast whose last step falls after the year 9999.
+    #[error("{horizon} steps ahead falls after the year 9999: shorten the horizon")]
+    BeyondCalendar {
+        /// The horizon asked for.
+        horizon: usize,
+    },
+    /// A horizon over [`MAX_HORIZON`] steps.
+    #[error("a horizon of {0} steps is over the limit of {MAX_HORIZON}")]
+    HorizonTooLong(usize),
+    /// The model produced a value that is not a finite number (an overflow on extreme
+    /// values, a diverged fit, a broken network): refused rather than printed or floored.
+    #[error("{model} forecast a non-finite {what} at step {step}: the fit diverged or the values are too extreme for it")]
+    NonFinite {
+        /// The model.
+        model: String,
+        /// `mean` or the interval bound, e.g. `upper 95%`.
+        what: String,
+        /// The 1-based forecast step.
+        step: usize,
+    },
     /// The model's estimation failed on this series (e.g. no candidate converged).
     #[error("{model} could not be fitted")]
     Failed {
@@ -184,10 +204,35 @@ impl FittedModel {
     /// zero when the history never went negative.
     pub fn predict(&self, horizon: usize, levels: &[f64]) -> Result<Forecast, ModelError> {
         check_request(horizon, levels)?;
-        let mut forecast = self
-            .inner
-            .predict(horizon, levels)?
-            .on_grid(self.next, self.step);
+        // The last timestamp must be a calendar date the outputs can print (a year step and a
+        // long horizon leave the calendar long before they overflow).
+        let last = i128::from(self.next) + (horizon as i128 - 1) * i128::from(self.step);
+        if last > i128::from(LAST_PRINTABLE_MS) {
+            return Err(ModelError::BeyondCalendar { horizon });
+        }
+        let prediction = self.inner.predict(horizon, levels)?;
+        // Checked before flooring, which would otherwise turn NaN into 0 and hide it.
+        let bad = |what: String, values: &[f64]| {
+            values
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| ModelError::NonFinite {
+                    model: self.model.to_string(),
+                    what,
+                    step: i + 1,
+                })
+        };
+        if let Some(e) = bad("mean".into(), &prediction.mean) {
+            return Err(e);
+        }
+        for interval in &prediction.intervals {
+            for (side, values) in [("lower", &interval.lower), ("upper", &interval.upper)] {
+                if let Some(e) = bad(format!("{side} {}%", interval.level), values) {
+                    return Err(e);
+                }
+            }
+        }
+        let mut forecast = prediction.on_grid(self.next, self.step);
         if self.non_negative {
             forecast.floor_at_zero();
         }
@@ -301,9 +346,20 @@ pub fn fit_floored(
     })
 }
 
+/// 9999-12-31T23:59:59.999Z: the last instant RFC 3339 (and so every output table) can write.
+const LAST_PRINTABLE_MS: Millis = 253_402_300_799_999;
+
+/// The longest horizon a forecast may ask for: a million steps (a year of 30-second steps),
+/// far past any horizon a model has information for, and small enough that the arrays it
+/// needs stay in memory.
+pub const MAX_HORIZON: usize = 1_000_000;
+
 fn check_request(horizon: usize, levels: &[f64]) -> Result<(), ModelError> {
     if horizon == 0 {
         return Err(ModelError::ZeroHorizon);
+    }
+    if horizon > MAX_HORIZON {
+        return Err(ModelError::HorizonTooLong(horizon));
     }
     match levels.iter().find(|l| !(**l > 0.0 && **l < 100.0)) {
         Some(&bad) => Err(ModelError::InvalidLevel(bad)),

@@ -432,8 +432,10 @@ pub fn write(
         formulas: FORMULAS.into(),
         sections,
     };
-    std::fs::write(path, render(&page)).map_err(|source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
+    crate::files::write_atomic(path, render(&page).as_bytes()).map_err(|source| {
+        ReportError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }

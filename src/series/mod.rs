@@ -68,6 +68,17 @@ pub enum SeriesError {
     /// There is nothing to build a series from.
     #[error("no samples")]
     Empty,
+    /// The grid the samples span would hold more points than [`MAX_POINTS`]; refused before
+    /// anything is allocated.
+    #[error("{span_ms} ms of samples at a {step_ms} ms step make {points} points, over the limit of {max}: check the step, and that every timestamp has the same unit (one timestamp in milliseconds among seconds stretches the span a thousandfold)", max = MAX_POINTS)]
+    TooManyPoints {
+        /// From the first sample to the last, ms.
+        span_ms: i128,
+        /// The grid step, ms.
+        step_ms: Millis,
+        /// Points the grid would hold.
+        points: i128,
+    },
     /// A computed value left the range of finite numbers (e.g. the rate of a counter that
     /// jumps from -1e308 to 1e308).
     #[error("{what} at {timestamp} overflows (sample {}): the values are too extreme", index + 1)]
@@ -102,9 +113,47 @@ impl SeriesError {
             | Self::NonFinite { index, .. }
             | Self::Irregular { index, .. }
             | Self::Overflow { index, .. } => Some(*index),
-            Self::LengthMismatch { .. } | Self::InvalidStep(_) | Self::Empty => None,
+            Self::LengthMismatch { .. }
+            | Self::InvalidStep(_)
+            | Self::Empty
+            | Self::TooManyPoints { .. } => None,
         }
     }
+}
+
+/// The most points a series grid may hold: 50 million (400 MB of values), years of
+/// one-second data and far beyond any history a forecast needs. A grid is checked against it
+/// before it is allocated, so a wrong step or a timestamp in the wrong unit is an error, not
+/// gigabytes of memory.
+pub const MAX_POINTS: usize = 50_000_000;
+
+/// The points of the grid `start, start + step, …` up to `last` (with a partial last step
+/// rounded up when `round_up`), refused over [`MAX_POINTS`] before anything is allocated.
+pub fn grid_len(
+    start: Millis,
+    last: Millis,
+    step: Millis,
+    round_up: bool,
+) -> Result<usize, SeriesError> {
+    if step <= 0 {
+        return Err(SeriesError::InvalidStep(step));
+    }
+    // In i128: a span between extreme timestamps overflows i64.
+    let span = i128::from(last) - i128::from(start);
+    let step_ms = i128::from(step);
+    let points = if round_up {
+        (span + step_ms - 1) / step_ms
+    } else {
+        span / step_ms
+    } + 1;
+    if points > MAX_POINTS as i128 {
+        return Err(SeriesError::TooManyPoints {
+            span_ms: span,
+            step_ms: step,
+            points,
+        });
+    }
+    Ok(points.max(0) as usize)
 }
 
 /// A regularly spaced series: value `i` is observed at `start + i * step`.
@@ -160,7 +209,7 @@ impl Series {
             return Self::new(samples.labels().clone(), start, 1000, vs.to_vec());
         };
         let last = ts[ts.len() - 1];
-        let len = ((last - start) / step) as usize + 1;
+        let len = grid_len(start, last, step, false)?;
         let mut values = vec![f64::NAN; len];
         for (index, (&t, &v)) in ts.iter().zip(vs).enumerate() {
             let offset = t - start;

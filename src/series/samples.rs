@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{format_millis, Labels, Millis, Series, SeriesError};
+use super::{format_millis, grid_len, Labels, Millis, Series, SeriesError};
 
 /// How [`Samples::regularize`] combines the samples that fall into one grid interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,7 +135,7 @@ impl Samples {
             return Err(SeriesError::Empty);
         };
         // Interval (t_k - step, t_k] holds t with k = ceil((t - start) / step).
-        let len = ((last - start + step - 1) / step) as usize + 1;
+        let len = grid_len(start, last, step, true)?;
         let mut values = vec![f64::NAN; len];
         let mut counts = vec![0usize; len];
         for (&t, &v) in self.timestamps.iter().zip(&self.values) {

@@ -224,6 +224,9 @@ pub async fn query_range_on(
     query: &RangeQuery,
     options: &QueryOptions,
 ) -> Result<Vec<Series>, PrometheusError> {
+    // The grid every series is laid on, checked before the first request.
+    let len = crate::series::grid_len(query.start, query.end, query.step, false)
+        .map_err(|e| PrometheusError::Invalid(e.to_string()))?;
     let chunks = plan_chunks(query, options)?;
     let mut joined: BTreeMap<Labels, Vec<(Millis, f64)>> = BTreeMap::new();
     for (start, end) in chunks {
@@ -266,7 +269,6 @@ pub async fn query_range_on(
             end: format_millis(query.end),
         });
     }
-    let len = ((query.end - query.start) / query.step) as usize + 1;
     Ok(joined
         .into_iter()
         .map(|(labels, points)| {

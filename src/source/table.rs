@@ -59,23 +59,30 @@ pub fn frame(
 }
 
 /// Writes a table to `path`, as Parquet or CSV by its extension, creating parent folders.
+/// The file appears whole or not at all: an interrupted write leaves the old file as it was.
 pub fn write_table(df: &mut DataFrame, path: &Path) -> Result<(), SourceError> {
-    let io = |source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io)?;
+    let mut failed = None;
+    let written = crate::files::write_atomic_with(path, |file| {
+        let result = match TableFormat::of(path) {
+            TableFormat::Parquet => ParquetWriter::new(&mut *file).finish(df).map(|_| ()),
+            TableFormat::Csv => write_csv(df, &mut *file),
+        };
+        result.map_err(|e| {
+            failed = Some(e);
+            std::io::Error::other("the table could not be encoded")
+        })
+    });
+    match (written, failed) {
+        (_, Some(source)) => Err(SourceError::Table {
+            path: path.to_path_buf(),
+            source,
+        }),
+        (Err(source), None) => Err(SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+        (Ok(()), None) => Ok(()),
     }
-    let file = File::create(path).map_err(io)?;
-    let result = match TableFormat::of(path) {
-        TableFormat::Parquet => ParquetWriter::new(file).finish(df).map(|_| ()),
-        TableFormat::Csv => write_csv(df, file),
-    };
-    result.map_err(|source| SourceError::Table {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Writes a table as CSV to any writer (stdout for the CLI).

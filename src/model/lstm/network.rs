@@ -374,9 +374,12 @@ impl Network {
         let config = serde_json::to_string_pretty(&self.config)
             .map_err(|e| LstmError::Config(e.to_string()))?;
         let config_path = dir.join(CONFIG_FILE);
-        std::fs::write(&config_path, config).map_err(io(config_path.clone()))?;
+        // Weights first, then the config that names their shape: a reader that finds the new
+        // config finds the new weights beside it (each file is replaced whole).
         let weights_path = dir.join(WEIGHTS_FILE);
-        std::fs::write(&weights_path, self.weights_bytes()?).map_err(io(weights_path.clone()))
+        crate::files::write_atomic(&weights_path, &self.weights_bytes()?)
+            .map_err(io(weights_path.clone()))?;
+        crate::files::write_atomic(&config_path, config.as_bytes()).map_err(io(config_path.clone()))
     }
 
     /// The weights in safetensors format.

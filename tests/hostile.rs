@@ -1,0 +1,203 @@
+//! Hostile input costs a clear error and nothing else: outputs that would destroy inputs,
+//! grids that would take gigabytes, horizons past the calendar, values that overflow a model.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+use crate::common::dataset;
+
+fn prescale() -> Command {
+    Command::cargo_bin("prescale").expect("binary built")
+}
+
+/// Runs `cmd`, which must fail quickly with a message containing each of `needles`.
+fn refused(cmd: &mut Command, needles: &[&str]) -> String {
+    let started = Instant::now();
+    let out = cmd
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    }
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic is not an error message: {stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+    stderr
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write fixture");
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("load.csv");
+    std::fs::copy(dataset("nyc_taxi.csv"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    // The same file by another spelling, for each command that writes.
+    let other = dir.path().join("sub/../load.csv");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let runs: [&[&str]; 4] = [
+        &["forecast", "--horizon", "4", "--model", "naive", "--output"],
+        &[
+            "forecast",
+            "--horizon",
+            "4",
+            "--model",
+            "naive",
+            "--save-model",
+        ],
+        &["backtest", "--horizon", "4", "--model", "naive", "--output"],
+        &["report", "--output"],
+    ];
+    for args in runs {
+        refused(
+            prescale().args(args).arg(&other).arg("--input").arg(&input),
+            &["is also an input", "choose another output path"],
+        );
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            before,
+            "{args:?} changed its input"
+        );
+    }
+    // simulate writes summary.csv into its folder: an input of that name is kept.
+    let summary = dir.path().join("summary.csv");
+    std::fs::copy(&input, &summary).unwrap();
+    refused(
+        prescale()
+            .args([
+                "simulate",
+                "--capacity",
+                "1000",
+                "--startup",
+                "5m",
+                "--input",
+            ])
+            .arg(&summary)
+            .arg("--output")
+            .arg(dir.path()),
+        &["is also an input"],
+    );
+    assert_eq!(std::fs::read(&summary).unwrap(), before);
+}
+
+#[test]
+fn grids_too_large_to_allocate_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    // One timestamp typed in milliseconds among seconds.
+    let mixed = dir.path().join("mixed.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..200 {
+        text.push_str(&format!("{},{}\n", 1_420_070_400 + i * 300, 100 + i % 7));
+    }
+    text.push_str("1420130400000,5\n");
+    write(&mixed, &text);
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "4", "--input"])
+            .arg(&mixed),
+        &["over the limit of 50000000", "same unit"],
+    );
+    // A one-millisecond step over seven months of data.
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "4", "--step", "1ms", "--input"])
+            .arg(dataset("nyc_taxi.csv")),
+        &["over the limit of 50000000", "check the step"],
+    );
+}
+
+#[test]
+fn horizons_past_the_limit_or_the_calendar_are_refused() {
+    refused(
+        prescale()
+            .args([
+                "forecast",
+                "--model",
+                "naive",
+                "--horizon",
+                "2000000",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv")),
+        &["over the limit of 1000000"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let yearly = dir.path().join("yearly.csv");
+    let mut text = String::from("timestamp,value\n");
+    for year in 1950..2020 {
+        text.push_str(&format!("{year}-01-01T00:00:00Z,{}\n", 10 + year % 5));
+    }
+    write(&yearly, &text);
+    refused(
+        prescale()
+            .args([
+                "forecast",
+                "--model",
+                "naive",
+                "--step",
+                "365d",
+                "--horizon",
+                "300000",
+                "--input",
+            ])
+            .arg(&yearly),
+        &["falls after the year 9999"],
+    );
+}
+
+#[test]
+fn extreme_values_give_finite_forecasts_or_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let extreme = dir.path().join("extreme.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..400 {
+        let v = if i == 350 {
+            1e308
+        } else {
+            100.0 + (i % 24) as f64
+        };
+        text.push_str(&format!("{},{v:e}\n", 1_420_070_400 + i * 3600));
+    }
+    write(&extreme, &text);
+    for model in ["naive", "seasonal-naive", "ets", "theta", "arima"] {
+        let out = prescale()
+            .args(["forecast", "--horizon", "24", "--model", model, "--input"])
+            .arg(&extreme)
+            .timeout(Duration::from_secs(300))
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{model}: {stderr}");
+        if out.status.success() {
+            // Every number printed is finite.
+            for line in stdout.lines().skip(1) {
+                for cell in line.split(',').skip(1) {
+                    let v: f64 = cell.parse().unwrap_or_else(|_| panic!("{model}: {cell:?}"));
+                    assert!(v.is_finite(), "{model} printed {v} in {line}");
+                }
+            }
+        } else {
+            assert!(
+                stderr.contains("non-finite")
+                    || stderr.contains("too extreme")
+                    || stderr.contains("overflow"),
+                "{model} failed without saying why: {stderr}"
+            );
+        }
+    }
+}
