@@ -4,7 +4,7 @@
 //! target).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically, creating parent folders.
@@ -38,6 +38,41 @@ pub fn write_atomic_with(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Largest configuration (YAML) file read: a thousand workloads fit in far less.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Largest model file or network file read (the bundled networks are a few hundred KB).
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Reads a whole regular file of at most `max` bytes. Anything else (a device such as
+/// `/dev/zero`, a FIFO, a folder, a larger file) is an `InvalidInput` error saying which,
+/// found before more than `max` bytes are read, so a wrong path never reads forever.
+pub fn read_limited(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a device, a pipe or a folder)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    // `take` as well as the size: a file can grow while it is read.
+    io::Read::take(file, max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max || meta.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("larger than the {max} bytes read for such a file"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`] as UTF-8 text.
+pub fn read_limited_text(path: &Path, max: u64) -> io::Result<String> {
+    String::from_utf8(read_limited(path, max)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// An output that would overwrite one of the command's own inputs.
@@ -88,6 +123,20 @@ fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_folders_and_oversized_files_are_refused_before_reading_them() {
+        for path in ["/dev/zero", "/tmp"] {
+            let e = read_limited(Path::new(path), 1 << 20).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{path}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'a'; 101]).unwrap();
+        let e = read_limited(&big, 100).unwrap_err();
+        assert!(e.to_string().contains("larger than the 100 bytes"), "{e}");
+        assert_eq!(read_limited_text(&big, 101).unwrap().len(), 101);
+    }
 
     #[test]
     fn an_input_is_refused_as_output_by_any_spelling() {

@@ -201,3 +201,71 @@ fn extreme_values_give_finite_forecasts_or_a_clear_error() {
         }
     }
 }
+
+#[test]
+fn a_repeated_timestamp_is_refused_with_the_way_through_which_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dst.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..300 {
+        text.push_str(&format!("{},{}\n", 1_394_330_400 + i * 300, 10 + i % 12));
+        if i == 150 {
+            // A clock set back an hour at a daylight-saving change repeats one timestamp.
+            text.push_str(&format!("{},{}\n", 1_394_330_400 + i * 300, 30));
+        }
+    }
+    write(&file, &text);
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "2", "--input"])
+            .arg(&file),
+        &[
+            "line 153",
+            "duplicate timestamp",
+            "--duplicates first, last or mean",
+        ],
+    );
+    for rule in ["first", "last", "mean"] {
+        let out = prescale()
+            .args([
+                "forecast",
+                "--horizon",
+                "2",
+                "--model",
+                "naive",
+                "--duplicates",
+                rule,
+            ])
+            .arg("--input")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{rule}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn devices_as_inputs_or_configurations_are_refused_not_read_forever() {
+    refused(
+        prescale().args(["forecast", "--horizon", "2", "--input", "/dev/zero"]),
+        &["/dev/zero", "not a regular file"],
+    );
+    refused(
+        prescale().args(["serve", "--check", "--config", "/dev/zero"]),
+        &["cannot read /dev/zero", "not a regular file"],
+    );
+    refused(
+        prescale()
+            .args(["simulate", "--config", "/dev/zero", "--input"])
+            .arg(dataset("nyc_taxi.csv")),
+        &["cannot read /dev/zero", "not a regular file"],
+    );
+    refused(
+        prescale().args(["forecast", "--horizon", "2", "--model-file", "/dev/zero"]),
+        &["/dev/zero", "not a regular file"],
+    );
+}

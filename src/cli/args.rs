@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::model::auto::Combine;
 use crate::model::{season, Floor, Model, ModelSpec};
-use crate::series::{Aggregation, Millis, Series};
+use crate::series::{Aggregation, Duplicates, Millis, Series, SeriesError};
 use crate::source::prometheus::{QueryOptions, RangeQuery};
 use crate::source::{self, ColumnSpec, InputSettings, PrometheusInput, SourceError};
 
@@ -60,6 +60,11 @@ pub(super) struct InputArgs {
     /// How samples falling in one step are combined when a file must be regularized.
     #[arg(long, value_name = "HOW", value_parser = ["last", "mean"], default_value = "last")]
     aggregate: String,
+
+    /// Samples of a file that share a timestamp: refuse them, or keep the first, the last or
+    /// their mean.
+    #[arg(long, value_name = "RULE", default_value = "refuse")]
+    duplicates: Duplicates,
 
     /// Per-request timeout for Prometheus.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
@@ -120,6 +125,7 @@ impl InputArgs {
             },
             step: self.step.map(to_millis),
             aggregation,
+            duplicates: self.duplicates,
             prometheus,
             counter: self.counter,
             fill_gaps: self.fill_gaps,
@@ -144,6 +150,10 @@ fn with_flag_hint(e: SourceError) -> anyhow::Error {
             Some("choose columns with --time-column / --value-column")
         }
         SourceError::NoInput => Some("give --input PATH or --prometheus URL"),
+        SourceError::InvalidRow {
+            source: SeriesError::Duplicate { .. },
+            ..
+        } => Some("keep one sample per timestamp with --duplicates first, last or mean"),
         SourceError::Prometheus(source::prometheus::PrometheusError::Timeout { .. }) => {
             Some("raise --timeout or shorten the range")
         }

@@ -80,7 +80,8 @@ pub(super) fn run(args: DeployArgs) -> anyhow::Result<()> {
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
     let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        crate::files::read_limited_text(path, crate::files::MAX_CONFIG_BYTES)
+            .with_context(|| format!("cannot read {}", path.display()))
     };
     let config = read(&args.config)?;
     let settings = RenderSettings {

@@ -117,10 +117,12 @@ impl FittedModel {
 
     /// Reads a fitted model written by [`FittedModel::save`].
     pub fn load(path: &Path) -> Result<FittedModel, ModelFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelFileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::files::read_limited_text(path, crate::files::MAX_MODEL_BYTES).map_err(
+            |source| ModelFileError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         let corrupt = |e: serde_json::Error| ModelFileError::Corrupt {
             path: path.to_path_buf(),
             message: e.to_string(),

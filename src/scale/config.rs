@@ -300,9 +300,12 @@ impl WorkloadConfig {
 
     /// Reads and validates a YAML file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            problems: vec![format!("cannot read {}: {e}", path.display())],
-        })?;
+        let text =
+            crate::files::read_limited_text(path, crate::files::MAX_CONFIG_BYTES).map_err(|e| {
+                ConfigError {
+                    problems: vec![format!("cannot read {}: {e}", path.display())],
+                }
+            })?;
         Self::from_yaml(&text)
     }
 }

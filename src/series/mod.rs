@@ -15,7 +15,7 @@ mod time;
 
 pub use gaps::GapReport;
 pub use labels::Labels;
-pub use samples::{Aggregation, Samples};
+pub use samples::{Aggregation, Duplicates, Samples};
 pub use time::{format_millis, format_step, Millis};
 
 use serde::{Deserialize, Serialize};

@@ -28,6 +28,83 @@ impl std::str::FromStr for Aggregation {
     }
 }
 
+/// What to do with samples that share a timestamp (a daylight-saving change in local-time
+/// data, a double export). Refused by default: a silent choice would change the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Duplicates {
+    /// A repeated timestamp is an error naming it.
+    #[default]
+    Refuse,
+    /// Keep the first sample of each repeated timestamp.
+    First,
+    /// Keep the last.
+    Last,
+    /// Keep the mean of the observed (non-`NaN`) values.
+    Mean,
+}
+
+impl std::str::FromStr for Duplicates {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "refuse" => Ok(Self::Refuse),
+            "first" => Ok(Self::First),
+            "last" => Ok(Self::Last),
+            "mean" => Ok(Self::Mean),
+            other => Err(format!(
+                "unknown duplicates rule {other:?}; use refuse, first, last or mean"
+            )),
+        }
+    }
+}
+
+impl Duplicates {
+    /// Merges each run of samples sharing a timestamp into one by this rule (nothing for
+    /// [`Duplicates::Refuse`], which leaves [`Samples::new`] to name the repeat). Returns the
+    /// kept timestamps and values with, for each, the position of its first source sample (so
+    /// errors can still name a file line).
+    pub fn merge(
+        self,
+        timestamps: Vec<Millis>,
+        values: Vec<f64>,
+    ) -> (Vec<Millis>, Vec<f64>, Vec<usize>) {
+        let n = timestamps.len().min(values.len());
+        if self == Self::Refuse || timestamps.windows(2).all(|w| w[0] != w[1]) {
+            return (timestamps, values, (0..n).collect());
+        }
+        let (mut ts, mut vs, mut from) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+        let mut i = 0;
+        while i < n {
+            let mut j = i + 1;
+            while j < n && timestamps[j] == timestamps[i] {
+                j += 1;
+            }
+            let run = &values[i..j];
+            let value = match self {
+                Self::Refuse | Self::First => run[0],
+                Self::Last => run[run.len() - 1],
+                Self::Mean => {
+                    let seen: Vec<f64> = run.iter().copied().filter(|v| !v.is_nan()).collect();
+                    if seen.is_empty() {
+                        f64::NAN
+                    } else {
+                        // Scaled by the count first, so two values near f64::MAX do not
+                        // overflow to infinity.
+                        seen.iter().map(|v| v / seen.len() as f64).sum()
+                    }
+                }
+            };
+            ts.push(timestamps[i]);
+            vs.push(value);
+            from.push(i);
+            i = j;
+        }
+        (ts, vs, from)
+    }
+}
+
 /// Validated raw observations: strictly increasing timestamps, values finite or `NaN`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Samples {
@@ -169,6 +246,30 @@ mod tests {
 
     fn samples(ts: Vec<Millis>, vs: Vec<f64>) -> Samples {
         Samples::new(Labels::named("t"), ts, vs).expect("valid samples")
+    }
+
+    #[test]
+    fn duplicates_merge_by_rule_and_keep_source_positions() {
+        let ts = vec![0, 10, 10, 10, 20];
+        let vs = vec![1.0, 2.0, f64::NAN, 6.0, 5.0];
+        let (t, v, from) = Duplicates::Mean.merge(ts.clone(), vs.clone());
+        assert_eq!(t, [0, 10, 20]);
+        assert_eq!(v, [1.0, 4.0, 5.0]);
+        assert_eq!(from, [0, 1, 4]);
+        assert_eq!(
+            Duplicates::First.merge(ts.clone(), vs.clone()).1,
+            [1.0, 2.0, 5.0]
+        );
+        assert_eq!(
+            Duplicates::Last.merge(ts.clone(), vs.clone()).1,
+            [1.0, 6.0, 5.0]
+        );
+        let (t, _, _) = Duplicates::Refuse.merge(ts.clone(), vs.clone());
+        assert_eq!(t, ts, "refusing leaves the repeat for Samples::new to name");
+        let huge = Duplicates::Mean
+            .merge(vec![0, 0], vec![f64::MAX, f64::MAX])
+            .1;
+        assert_eq!(huge, [f64::MAX]);
     }
 
     #[test]

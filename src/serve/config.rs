@@ -41,8 +41,7 @@ use crate::scale::config::{
     join, ConfigError, ConfigReader, CurrentReplicas, MetricSource, WorkloadConfig, WORKLOAD_KEYS,
 };
 
-/// Largest configuration file read, in bytes: a thousand workloads fit in far less.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub use crate::files::MAX_CONFIG_BYTES;
 
 /// How to reach Prometheus.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,20 +139,10 @@ const ROOT_KEYS: [&str; 9] = [
 impl ServeConfig {
     /// Reads, validates and applies `overrides` to the file at `path`.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let problem = |text: String| ConfigError {
-            problems: vec![text],
-        };
-        let size = std::fs::metadata(path)
-            .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?
-            .len();
-        if size > MAX_CONFIG_BYTES {
-            return Err(problem(format!(
-                "{} is {size} bytes; a configuration of at most {MAX_CONFIG_BYTES} bytes is read",
-                path.display()
-            )));
-        }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| problem(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            crate::files::read_limited_text(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError {
+                problems: vec![format!("cannot read {}: {e}", path.display())],
+            })?;
         Self::from_yaml(&text, overrides)
     }
 

@@ -263,13 +263,13 @@ async fn refresh_loop(
     let mut ticks = tokio::time::interval(engine.config().refresh_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut poll = tokio::time::interval(CONFIG_POLL);
-    let mut seen = std::fs::read(&path).ok();
+    let mut seen = crate::files::read_limited(&path, crate::files::MAX_CONFIG_BYTES).ok();
     let mut generation = 0u64;
     loop {
         let reload = tokio::select! {
             _ = ticks.tick() => false,
             _ = poll.tick() => {
-                let now = std::fs::read(&path).ok();
+                let now = crate::files::read_limited(&path, crate::files::MAX_CONFIG_BYTES).ok();
                 let changed = now.is_some() && now != seen;
                 if changed {
                     seen = now;

@@ -141,7 +141,7 @@ pub fn persist(state_dir: &Path, snapshot: &Snapshot) -> Result<(), StateError> 
 /// Reads the persisted snapshot; `Ok(None)` when there is none yet.
 pub fn restore(state_dir: &Path) -> Result<Option<Snapshot>, StateError> {
     let path = snapshot_path(state_dir);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::files::read_limited(&path, crate::files::MAX_MODEL_BYTES) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(StateError::Io { path, source }),

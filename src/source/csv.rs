@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::series::{Labels, Millis, Samples};
+use crate::series::{Duplicates, Labels, Millis, Samples};
 
 use super::timestamp::TimestampFormat;
 use super::{file_stem, ColumnSpec, SourceError};
@@ -15,7 +15,11 @@ use super::{file_stem, ColumnSpec, SourceError};
 /// The timestamp format (unix seconds or milliseconds, RFC 3339, `YYYY-MM-DD HH:MM:SS` as UTC)
 /// is detected from the first data row. An empty value cell, `NaN` or `nan` is a missing
 /// sample. The series is named after the file stem.
-pub fn read_samples(path: &Path, columns: &ColumnSpec) -> Result<Samples, SourceError> {
+pub fn read_samples(
+    path: &Path,
+    columns: &ColumnSpec,
+    duplicates: Duplicates,
+) -> Result<Samples, SourceError> {
     let mut reader = ::csv::ReaderBuilder::new()
         .trim(::csv::Trim::All)
         .from_path(path)
@@ -80,10 +84,11 @@ pub fn read_samples(path: &Path, columns: &ColumnSpec) -> Result<Samples, Source
             path: path.to_path_buf(),
         });
     }
+    let (timestamps, values, from) = duplicates.merge(timestamps, values);
     Samples::new(Labels::named(file_stem(path)), timestamps, values).map_err(|source| {
         SourceError::InvalidRow {
             path: path.to_path_buf(),
-            line: lines[source.index().unwrap_or(0)],
+            line: lines[from[source.index().unwrap_or(0)]],
             source,
         }
     })

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::series::{Aggregation, GapReport, Labels, Millis, Series};
+use crate::series::{Aggregation, Duplicates, GapReport, Labels, Millis, Series};
 
 use super::prometheus::{self, QueryOptions, RangeQuery};
 use super::{ColumnSpec, LoadOptions, SourceError};
@@ -27,6 +27,8 @@ pub struct InputSettings {
     pub step: Option<Millis>,
     /// How samples falling in one step of a file are combined.
     pub aggregation: Aggregation,
+    /// What to do with samples of a file that share a timestamp.
+    pub duplicates: Duplicates,
     /// A Prometheus range query instead of files.
     pub prometheus: Option<PrometheusInput>,
     /// The series are monotonic counters: turn each into its per-second rate.
@@ -42,6 +44,7 @@ impl Default for InputSettings {
             columns: ColumnSpec::default(),
             step: None,
             aggregation: Aggregation::default(),
+            duplicates: Duplicates::default(),
             prometheus: None,
             counter: false,
             fill_gaps: DEFAULT_FILL_GAPS,
@@ -108,6 +111,7 @@ pub fn load_inputs(settings: &InputSettings) -> Result<Loaded, SourceError> {
                 columns: settings.columns.clone(),
                 step: settings.step,
                 aggregation: settings.aggregation,
+                duplicates: settings.duplicates,
                 ..LoadOptions::default()
             };
             let mut all = Vec::new();

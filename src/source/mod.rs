@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::series::{Aggregation, Millis, Samples, Series, SeriesError};
+use crate::series::{Aggregation, Duplicates, Millis, Samples, Series, SeriesError};
 
 /// Why a source could not produce series.
 #[derive(Debug, Error)]
@@ -189,6 +189,8 @@ pub struct LoadOptions {
     pub aggregation: Aggregation,
     /// Step of M4 wide files, which carry no timestamps (default one hour).
     pub wide_step: Millis,
+    /// What to do with samples that share a timestamp.
+    pub duplicates: Duplicates,
 }
 
 impl Default for LoadOptions {
@@ -198,26 +200,47 @@ impl Default for LoadOptions {
             step: None,
             aggregation: Aggregation::default(),
             wide_step: 3_600_000,
+            duplicates: Duplicates::default(),
         }
     }
 }
 
+/// Largest input file read (4 GiB): far beyond a series worth forecasting, below what
+/// would exhaust a machine's memory once parsed.
+pub const MAX_INPUT_BYTES: u64 = 4 << 30;
+
 /// Loads every series in a file: one for a long CSV or Parquet file, one per row for an M4
 /// wide CSV (recognised by its `V1,V2,...` header).
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Vec<Series>, SourceError> {
-    if !path.exists() {
-        return Err(SourceError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
+    let refused = |text: String| SourceError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, text),
+    };
+    let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // A device (`/dev/zero`), a pipe or a folder would be read forever or not at all.
+    if !meta.is_file() {
+        return Err(refused(
+            "not a regular file (a device, a pipe or a folder)".into(),
+        ));
+    }
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(refused(format!(
+            "{} bytes, over the {MAX_INPUT_BYTES} bytes read from one input file",
+            meta.len()
+        )));
     }
     let samples = match table::TableFormat::of(path) {
-        table::TableFormat::Parquet => table::read_samples(path, &options.columns)?,
+        table::TableFormat::Parquet => {
+            table::read_samples(path, &options.columns, options.duplicates)?
+        }
         table::TableFormat::Csv => {
             if is_wide_csv(path)? {
                 return m4::read_wide(path, options.wide_step);
             }
-            csv::read_samples(path, &options.columns)?
+            csv::read_samples(path, &options.columns, options.duplicates)?
         }
     };
     Ok(vec![to_series(

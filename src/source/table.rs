@@ -10,7 +10,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::series::{Labels, Millis, Samples};
+use crate::series::{Duplicates, Labels, Millis, Samples};
 
 use super::timestamp::TimestampFormat;
 use super::{file_stem, ColumnSpec, SourceError};
@@ -114,7 +114,11 @@ pub fn read_table(path: &Path) -> Result<DataFrame, SourceError> {
 /// The timestamp column may be a `Datetime` of any unit, an integer (unix seconds or
 /// milliseconds, by magnitude) or text in any format [`TimestampFormat`] knows. A null value
 /// is a missing sample. Rows are numbered from 1 in errors.
-pub fn read_samples(path: &Path, columns: &ColumnSpec) -> Result<Samples, SourceError> {
+pub fn read_samples(
+    path: &Path,
+    columns: &ColumnSpec,
+    duplicates: Duplicates,
+) -> Result<Samples, SourceError> {
     let df = read_table(path)?;
     if df.height() == 0 {
         return Err(SourceError::Empty {
@@ -156,10 +160,11 @@ pub fn read_samples(path: &Path, columns: &ColumnSpec) -> Result<Samples, Source
         .iter()
         .map(|v| v.unwrap_or(f64::NAN))
         .collect();
+    let (timestamps, values, from) = duplicates.merge(timestamps, values);
     Samples::new(Labels::named(file_stem(path)), timestamps, values).map_err(|source| {
         SourceError::InvalidRow {
             path: path.to_path_buf(),
-            line: source.index().unwrap_or(0) as u64 + 1,
+            line: from[source.index().unwrap_or(0)] as u64 + 1,
             source,
         }
     })

@@ -395,7 +395,8 @@ impl Network {
     pub fn load(dir: &Path) -> Result<Network, LstmError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|source| LstmError::Io { path, source })
+            crate::files::read_limited(&path, crate::files::MAX_MODEL_BYTES)
+                .map_err(|source| LstmError::Io { path, source })
         };
         let config = read(CONFIG_FILE)?;
         let weights = read(WEIGHTS_FILE)?;
