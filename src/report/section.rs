@@ -407,15 +407,7 @@ pub fn settings_list(settings: &ReportSettings) -> Vec<(String, String)> {
         ),
         (
             "HPA behavior".into(),
-            format!(
-                "scale up: window {} s, {:?} of {:?}; scale down: window {} s, {:?} of {:?}",
-                behavior.scale_up.stabilization,
-                behavior.scale_up.select,
-                behavior.scale_up.policies,
-                behavior.scale_down.stabilization,
-                behavior.scale_down.select,
-                behavior.scale_down.policies
-            ),
+            crate::scale::behavior::describe(behavior.as_ref()),
         ),
     ]
 }
