@@ -10,8 +10,9 @@
 //! - **predictive**: the same HPA reading prescale's External metric: the model is refitted
 //!   every `refit_every` steps on the history seen so far (never beyond `t_{k−1}`), and the
 //!   plan of [`super::policy`] at `t_{k−1}` (looking one sync period beyond the start-up, the
-//!   HPA's own delay) sets the metric, served with [`external_value_for`] so the HPA's
-//!   tolerance cannot hold it a pod short. When a fit or a plan fails the step falls back to
+//!   HPA's own delay) sets the metric, served with
+//!   [`external_value_for`](super::policy::external_value_for) so the HPA's tolerance cannot
+//!   hold it a pod short. When a fit or a plan fails the step falls back to
 //!   the observed load (reactive) and is counted.
 //! - **hybrid**: one HPA with both metrics, the larger proposal winning (Crane's EHPA).
 //!
