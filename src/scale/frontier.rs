@@ -42,7 +42,10 @@ pub enum Curve {
     Hybrid,
     /// The predictive policy fed each step's level (reads the future), swept over quantiles.
     RateOracle,
-    /// The predictive policy fed the future itself: one point.
+    /// The predictive policy fed the future itself: one point. Not always free of shortfall:
+    /// a burst that needs more pods than the HPA's scale-up limits add within one start-up
+    /// still catches it (on the AMZN trace, 0.14% of the load under the legacy path's
+    /// max(2 × current, 4) per sync; none with an unlimited scale-up policy).
     Future,
 }
 
