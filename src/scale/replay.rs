@@ -950,6 +950,38 @@ mod tests {
     }
 
     #[test]
+    fn unserved_load_and_the_hpa_target_are_measured_as_documented() {
+        // A steady 150 per 5-minute step with capacity 100 and at most one pod: every step is
+        // short by 50 of its 150, so a third of the load is unserved and every minute violates
+        // the SLO.
+        let t = Series::new(Labels::named("load"), 0, 300_000, vec![150.0; 1000]).unwrap();
+        let mut s = settings();
+        s.policy.max_replicas = 1;
+        let r = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
+        let o = &r.outcomes[0];
+        let scored = (1000 - s.warmup) as f64;
+        assert_eq!(o.underprovisioned_pct, 100.0);
+        assert!((o.unserved_pct - 100.0 / 3.0).abs() < 1e-9, "{o:?}");
+        assert!(
+            (o.slo_violation_minutes - scored * 5.0).abs() < 1e-9,
+            "{o:?}"
+        );
+        // At a target of half a pod's capacity the HPA keeps ceil(150 / 50) = 3 pods: nothing
+        // is short, and it pays for 3 pods where full capacity needs 2.
+        let mut s = settings();
+        let full = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
+        s.reactive_utilisation = 0.5;
+        let half = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
+        let hours = scored * 5.0 / 60.0;
+        assert!((full.outcomes[0].replica_hours - 2.0 * hours).abs() < 1e-9);
+        assert!((half.outcomes[0].replica_hours - 3.0 * hours).abs() < 1e-9);
+        assert_eq!(half.outcomes[0].unserved_pct, 0.0);
+        // A target that is not positive is refused with the other settings problems.
+        s.reactive_utilisation = -1.0;
+        assert!(replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).is_err());
+    }
+
+    #[test]
     fn a_failing_model_falls_back_to_reactive_and_is_counted() {
         // Far too little history for any fit: every predictive step falls back.
         let mut s = settings();
