@@ -294,11 +294,13 @@ pub fn frontier_chart(title: &str, curves: &[FrontierCurve]) -> Result<String, C
                 .map_err(err)?;
             chart
                 .draw_series(c.marks.iter().map(|(p, text)| {
-                    Text::new(
-                        text.clone(),
-                        *p,
-                        ("sans-serif", 12).into_font().color(&colour),
-                    )
+                    // A few pixels up and right of its dot, so the label does not cover it.
+                    EmptyElement::at(*p)
+                        + Text::new(
+                            text.clone(),
+                            (5, -14),
+                            ("sans-serif", 12).into_font().color(&colour),
+                        )
                 }))
                 .map_err(err)?;
         }
