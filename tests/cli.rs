@@ -56,9 +56,14 @@ fn report_writes_one_self_contained_page_per_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let html = std::fs::read_to_string(&path).unwrap();
-    // Per trace: a backtest table, a forecast figure and a replay figure, the replay table.
-    assert_eq!(html.matches("<svg").count(), 4);
+    // Per trace: a backtest table, a forecast figure and a replay figure, the replay table,
+    // the frontier figure and table.
+    assert_eq!(html.matches("<svg").count(), 6);
     assert_eq!(html.matches("<h3>Scaling replay</h3>").count(), 2);
+    assert_eq!(html.matches("<h3>Cost against shortfall</h3>").count(), 2);
+    // The HPA's behavior in its own spelling, not Rust's debug output.
+    assert!(html.contains("scale up to at most max(2 × current, 4)"));
+    assert!(!html.contains("Policy {"));
     for text in [
         "Twitter_volume_AMZN",
         "nyc_taxi",
@@ -108,8 +113,19 @@ fn demo_scores_the_last_day_and_writes_the_forecast() {
             "{policy} row missing:\n{stdout}"
         );
     }
+    // The verdict at the HPA's 70% target, with a measured figure.
+    let verdict = stdout
+        .lines()
+        .find(|l| l.contains("for the HPA's shortfall at target 70%") && l.contains("predictive"))
+        .unwrap_or_else(|| panic!("no verdict:\n{stdout}"));
+    assert!(
+        verdict.contains("% fewer replica-hours")
+            || verdict.contains("% more replica-hours")
+            || verdict.contains("cannot leave that little unserved"),
+        "{verdict}"
+    );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert!(html.starts_with("<!DOCTYPE html>") && html.matches("<svg").count() == 2);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.matches("<svg").count() == 3);
     let csv = std::fs::read_to_string(dir.path().join("forecast.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     // auto's columns, then the actuals.

@@ -64,6 +64,23 @@ fn the_replay_notebook_executes_on_real_outputs() {
         "--format",
         "parquet",
     ]);
+    // The frontiers: the same replay along every policy's knob (frontier.csv).
+    prescale(&[
+        "simulate",
+        "--input",
+        taxi,
+        "--capacity",
+        "1000",
+        "--startup",
+        "5m",
+        "--model",
+        "seasonal-naive",
+        "--warmup",
+        "180d",
+        "--frontier",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     let executed = dir.path().join("executed.ipynb");
     let run = Command::new(&jupyter)
         .args(["nbconvert", "--to", "notebook", "--execute", "--output"])
@@ -80,5 +97,5 @@ fn the_replay_notebook_executes_on_real_outputs() {
     let text = std::fs::read_to_string(&executed).unwrap();
     assert!(text.contains("ok: 6 backtest rows"), "{text}");
     // The figures were drawn (PNG outputs embedded).
-    assert!(text.matches("image/png").count() >= 3);
+    assert!(text.matches("image/png").count() >= 4);
 }

@@ -228,3 +228,82 @@ fn the_rate_oracle_is_a_labelled_reference_row() {
     let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
     assert_eq!(summary, stdout);
 }
+
+#[test]
+fn the_frontier_sweeps_every_policy_on_the_taxi_trace() {
+    // The bundled taxi trace (30-minute steps), its last ~35 days replayed: the reactive HPA
+    // at six targets, predictive, hybrid and the rate reference at eight quantiles, and the
+    // replay fed the future.
+    let dir = tempfile::tempdir().unwrap();
+    let out = simulate_on(
+        &dataset("nyc_taxi.csv"),
+        dir.path(),
+        &[
+            ("--capacity", "1000"),
+            ("--startup", "5m"),
+            ("--history", "14d"),
+            ("--warmup", "180d"),
+            ("--frontier", ""),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "policy,target_or_quantile,replica_hours,underprovisioned_pct,unserved_pct,slo_violation_minutes,trace"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let number = |cell: &str| cell.parse::<f64>().unwrap();
+    let of = |policy: &str| -> Vec<&Vec<&str>> { rows.iter().filter(|r| r[0] == policy).collect() };
+    assert_eq!(
+        ["reactive", "predictive", "hybrid", "rate-oracle", "future"].map(|p| of(p).len()),
+        [6, 8, 8, 8, 1],
+        "{stdout}"
+    );
+    for r in &rows {
+        let (under, unserved, minutes) = (number(r[3]), number(r[4]), number(r[5]));
+        assert!(
+            (0.0..=100.0).contains(&under) && (0.0..=100.0).contains(&unserved),
+            "{r:?}"
+        );
+        // Unserved load only where steps were short, and SLO minutes are those steps' time.
+        assert_eq!(unserved > 0.0, under > 0.0, "{r:?}");
+        assert_eq!(minutes > 0.0, under > 0.0, "{r:?}");
+    }
+    // The HPA at a higher target keeps fewer pods: replica-hours fall as its target rises,
+    // and it leaves more load unserved at 100% than at 50%.
+    let hpa = of("reactive");
+    let targets: Vec<f64> = hpa.iter().map(|r| number(r[1])).collect();
+    assert_eq!(targets, [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]);
+    for w in hpa.windows(2) {
+        assert!(number(w[0][2]) > number(w[1][2]), "{w:?}");
+    }
+    assert!(number(hpa[5][4]) > number(hpa[0][4]), "{hpa:?}");
+    // Fed the future, nothing is short, and no replay at the same cost or less leaves less
+    // load unserved.
+    let future = of("future")[0];
+    assert_eq!(number(future[4]), 0.0, "{future:?}");
+    for r in rows.iter().filter(|r| number(r[2]) <= number(future[2])) {
+        assert!(number(future[4]) <= number(r[4]), "{r:?} vs {future:?}");
+    }
+    // The comparison at each HPA target, and the verdict at 70%.
+    assert!(stderr.contains("HPA at 70% ("), "{stderr}");
+    assert!(
+        stderr.contains("for the HPA's shortfall at target 70%"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(dir.path().join("frontier.csv")).unwrap();
+    assert_eq!(written, stdout);
+    let comparison = std::fs::read_to_string(dir.path().join("frontier-comparison.csv")).unwrap();
+    let mut comparison = comparison.lines();
+    assert_eq!(
+        comparison.next().unwrap(),
+        "hpa_target,hpa_replica_hours,hpa_unserved_pct,policy,replica_hours_at_hpa_unserved,bound,saving_pct,unserved_pct_at_hpa_cost,trace"
+    );
+    // Four other curves at each of six targets.
+    assert_eq!(comparison.count(), 6 * 4);
+}

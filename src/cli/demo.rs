@@ -217,6 +217,13 @@ fn report(series: &Series, output: &Path) -> anyhow::Result<()> {
     for advice in &section.advice {
         outln!("  {advice}")?;
     }
+    // The verdict: each policy along its own knob against the HPA at the target SREs use.
+    outln!(
+        "\ncost against shortfall (the HPA at targets 50–100% of a pod's capacity, predictive and hybrid at quantiles 0.5–0.99; the frontier chart and table are in the report):"
+    )?;
+    for verdict in &section.verdicts {
+        outln!("  {verdict}")?;
+    }
     let path = output.join("report.html");
     report::write(&settings, vec![section], &path)?;
     outln!(

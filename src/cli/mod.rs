@@ -51,7 +51,7 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Published benchmarks (M4 hourly), scored as their organisers scored them.
     Bench(bench::BenchArgs),
-    /// Replay a load trace under the reactive HPA (autoscaling/v2 default behavior),
+    /// Replay a load trace under the reactive HPA (autoscaling/v2, as the controller runs it),
     /// prescale's predictive policy and the hybrid of both; one CSV row per policy.
     Simulate(Box<simulate::SimulateArgs>),
     /// Backtests, a forecast figure and a scaling replay per trace, in one self-contained

@@ -11,6 +11,7 @@ use crate::model::ModelSpec;
 use crate::scale::advice::{advise, ADVICE_QUANTILES};
 use crate::scale::behavior::Seconds;
 use crate::scale::config::WorkloadConfig;
+use crate::scale::frontier::{self, Curve, Sweep};
 use crate::scale::hpa::DEFAULT_TOLERANCE;
 use crate::scale::output::{steps_table, summary_record, SUMMARY_COLUMNS};
 use crate::scale::policy::PolicySettings;
@@ -103,6 +104,16 @@ pub(super) struct SimulateArgs {
     #[arg(long)]
     rate_oracle: bool,
 
+    /// Replay cost against shortfall instead: the reactive HPA at target utilisations 0.5 to
+    /// 1.0 (its AverageValue target is that fraction of --capacity), predictive, hybrid and
+    /// the rate-oracle reference at quantiles 0.5 to 0.99, and a replay fed the future itself.
+    /// Prints `policy,target_or_quantile,replica_hours,underprovisioned_pct,unserved_pct,
+    /// slo_violation_minutes,trace`; on stderr, per HPA target, the replica-hours each policy
+    /// needs for the HPA's unserved load. With --output, writes `frontier.csv` and
+    /// `frontier-comparison.csv`.
+    #[arg(long, conflicts_with_all = ["policy", "rate_oracle", "format"])]
+    frontier: bool,
+
     /// Scaling events per day that score zero stability.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENTS_PER_DAY_LIMIT)]
     events_limit: f64,
@@ -181,6 +192,9 @@ impl SimulateArgs {
 
 /// Runs `prescale simulate`.
 pub(super) fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    if args.frontier {
+        return run_frontier(args);
+    }
     let strategies: Vec<Strategy> = match args.policy {
         Which::Reactive => vec![Strategy::Reactive],
         Which::Predictive => vec![Strategy::Predictive],
@@ -296,6 +310,109 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let bytes = summary.into_inner().map_err(|e| e.into_error())?;
         crate::files::write_atomic(&path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `prescale simulate --frontier`: every trace replayed along the sweep of [`Sweep`]'s
+/// defaults, the points on stdout, the comparison with the HPA on stderr.
+fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
+    let model = ModelSpec::named(&args.model)
+        .build()
+        .with_context(|| format!("--model {}", args.model))?;
+    let (config, workload) = args.config()?;
+    let mut traces = args.input.load()?;
+    if let Some(w) = &workload {
+        traces = traces.iter().map(|t| w.replay_trace(t).0).collect();
+    }
+    if let Some(dir) = &args.output {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let sweep = Sweep::default();
+    let mut stdout = csv::Writer::from_writer(std::io::stdout().lock());
+    let mut points_file = csv::Writer::from_writer(Vec::new());
+    let mut comparison_file = csv::Writer::from_writer(Vec::new());
+    stdout.write_record(frontier::FRONTIER_COLUMNS)?;
+    points_file.write_record(frontier::FRONTIER_COLUMNS)?;
+    comparison_file.write_record(frontier::COMPARISON_COLUMNS)?;
+    for trace in &traces {
+        let name = trace.labels().to_string();
+        let settings = config.for_trace(trace);
+        settings
+            .validate(trace)
+            .with_context(|| format!("replaying {name}"))?;
+        note!(
+            "{name}: {} steps, warm-up {} steps, refit every {} steps on {} steps of history, seasons {:?}, model {}; replaying {} HPA targets and {} quantiles",
+            trace.len(),
+            settings.warmup,
+            settings.refit_every,
+            settings.history,
+            settings.seasons,
+            args.model,
+            sweep.targets.len(),
+            sweep.quantiles.len()
+        );
+        let forecasts = Forecasts::make(trace, model.as_ref(), &settings, &sweep.quantiles);
+        if let Some(first) = forecasts.failure_reasons().next() {
+            note!(
+                "{name}: {} fit(s) failed; those steps fell back to the observed load (the first: {})",
+                forecasts.failures(),
+                crate::human::chain(first)
+            );
+        }
+        let points = frontier::sweep(trace, &forecasts, &settings, &sweep)
+            .with_context(|| format!("replaying {name}"))?;
+        for p in &points {
+            let record = frontier::frontier_record(p, &name);
+            stdout.write_record(&record)?;
+            points_file.write_record(&record)?;
+        }
+        stdout.flush()?;
+        let comparisons = frontier::compare(&points);
+        for record in frontier::comparison_records(&comparisons, &name) {
+            comparison_file.write_record(&record)?;
+        }
+        for c in &comparisons {
+            let others: Vec<String> = c
+                .others
+                .iter()
+                .map(|o| {
+                    let cost = match o.cost_at_hpa_shortfall {
+                        frontier::Reach::At(v) => format!("{v:.0} h"),
+                        frontier::Reach::AtMost(v) => format!("≤ {v:.0} h"),
+                        frontier::Reach::Out => "out of reach".into(),
+                    };
+                    let short = match o.shortfall_at_hpa_cost {
+                        frontier::Reach::At(v) => format!("{v:.2}%"),
+                        frontier::Reach::AtMost(v) => format!("≤ {v:.2}%"),
+                        frontier::Reach::Out => "out of reach".into(),
+                    };
+                    format!("{} {cost} / {short}", o.curve.name())
+                })
+                .collect();
+            note!(
+                "{name}: HPA at {:.0}% ({:.0} replica-hours, {:.2}% unserved): for its unserved load / at its cost: {}",
+                c.target * 100.0,
+                c.hpa.replica_hours,
+                c.hpa.unserved_pct,
+                others.join("; ")
+            );
+        }
+        for curve in [Curve::Predictive, Curve::Hybrid] {
+            if let Some(line) = frontier::verdict(&comparisons, 0.7, curve) {
+                note!("{name}: {line}");
+            }
+        }
+    }
+    if let Some(dir) = &args.output {
+        for (file, writer) in [
+            ("frontier.csv", points_file),
+            ("frontier-comparison.csv", comparison_file),
+        ] {
+            let path = dir.join(file);
+            let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(())
 }

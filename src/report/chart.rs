@@ -220,10 +220,138 @@ pub fn capacity_chart(
     Ok(svg)
 }
 
+/// Colours of the frontier curves: the three policies as in [`POLICY_COLOURS`], then the two
+/// references in greys.
+const CURVE_COLOURS: [RGBColor; 5] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(120, 120, 120),
+    RGBColor(20, 20, 20),
+];
+
+/// One curve of a frontier chart: its name, every replayed point and its efficient frontier
+/// (both as (replica-hours, unserved %)), and labels to mark points with (the HPA's targets).
+#[derive(Debug, Clone, Default)]
+pub struct FrontierCurve {
+    /// The curve's name.
+    pub name: String,
+    /// Every replay.
+    pub points: Vec<(f64, f64)>,
+    /// The efficient ones, cheapest first: drawn as the line.
+    pub frontier: Vec<(f64, f64)>,
+    /// Points to label, e.g. `(point, "70%")`.
+    pub marks: Vec<((f64, f64), String)>,
+}
+
+/// Cost against shortfall: replica-hours on x, unserved load on y, one line per curve through
+/// its efficient points, every replay as a dot, marked points labelled.
+pub fn frontier_chart(title: &str, curves: &[FrontierCurve]) -> Result<String, ChartError> {
+    let xs: Vec<f64> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.0))
+        .collect();
+    let ys: Vec<f64> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.1))
+        .collect();
+    let (x0, x1) = y_range(xs.iter());
+    let (_, y1) = y_range(ys.iter());
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + 80)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1.max(x0 + 1.0), 0.0..y1.max(1e-6))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(6)
+            .x_desc("replica-hours")
+            .y_desc("unserved load (%)")
+            .x_label_formatter(&|x| thousands(*x))
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(err)?;
+        for (i, c) in curves.iter().enumerate() {
+            let colour = CURVE_COLOURS[i % CURVE_COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    c.frontier.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(c.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+            chart
+                .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(err)?;
+            chart
+                .draw_series(c.marks.iter().map(|(p, text)| {
+                    // A few pixels up and right of its dot, so the label does not cover it.
+                    EmptyElement::at(*p)
+                        + Text::new(
+                            text.clone(),
+                            (5, -14),
+                            ("sans-serif", 12).into_font().color(&colour),
+                        )
+                }))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::forecast::Interval;
+
+    #[test]
+    fn the_frontier_chart_names_its_curves_and_marks() {
+        let curves = [
+            FrontierCurve {
+                name: "reactive".into(),
+                points: vec![(100.0, 2.0), (80.0, 4.0)],
+                frontier: vec![(80.0, 4.0), (100.0, 2.0)],
+                marks: vec![((100.0, 2.0), "50%".into())],
+            },
+            FrontierCurve {
+                name: "predictive".into(),
+                points: vec![(70.0, 1.0)],
+                frontier: vec![(70.0, 1.0)],
+                marks: vec![],
+            },
+        ];
+        let svg = frontier_chart("taxi", &curves).unwrap();
+        assert!(svg.starts_with("<svg"));
+        for text in [
+            "taxi",
+            "reactive",
+            "predictive",
+            "50%",
+            "replica-hours",
+            "unserved",
+        ] {
+            assert!(svg.contains(text), "{text}");
+        }
+        // Nothing to draw is still a chart, not an error.
+        assert!(frontier_chart("empty", &[]).unwrap().starts_with("<svg"));
+    }
 
     #[test]
     fn charts_are_svg_with_their_labels() {

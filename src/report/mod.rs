@@ -39,6 +39,14 @@ pub struct Section {
     pub capacity_svg: String,
     /// What the capacity figure shows.
     pub capacity_caption: String,
+    /// Cost against shortfall: one row per replay of the frontier sweep.
+    pub frontier: Table,
+    /// The verdicts at the HPA's 70% target, one line per policy.
+    pub verdicts: Vec<String>,
+    /// The frontier figure (SVG).
+    pub frontier_svg: String,
+    /// What the frontier figure shows.
+    pub frontier_caption: String,
 }
 
 /// What the reference row of every replay table means.
@@ -147,6 +155,18 @@ pub fn render(page: &Page) -> String {
             html.push_str("</ul>");
         }
         html.push_str(&figure(&s.capacity_svg, &s.capacity_caption));
+        if !s.frontier.rows.is_empty() {
+            html.push_str("<h3>Cost against shortfall</h3>");
+            if !s.verdicts.is_empty() {
+                html.push_str("<ul>");
+                for v in &s.verdicts {
+                    html.push_str(&format!("<li>{}</li>", escape(v)));
+                }
+                html.push_str("</ul>");
+            }
+            html.push_str(&figure(&s.frontier_svg, &s.frontier_caption));
+            html.push_str(&table(&s.frontier));
+        }
         html.push_str("</section>");
     }
     html.push_str("<h2>Scores</h2><pre>");
@@ -185,6 +205,13 @@ mod tests {
                 advice: vec!["raise headroom to p95".into()],
                 capacity_svg: String::new(),
                 capacity_caption: "no replay".into(),
+                frontier: Table {
+                    header: vec!["policy".into()],
+                    rows: vec![vec!["hybrid".into()]],
+                },
+                verdicts: vec!["predictive needs 23% fewer".into()],
+                frontier_svg: "<svg id=\"frontier\"></svg>".into(),
+                frontier_caption: "frontiers".into(),
             }],
         };
         let html = render(&page);
@@ -196,6 +223,10 @@ mod tests {
             "overall = a &amp; b",
             "ets &lt;default&gt;",
             "<em>no replay</em>",
+            "<h3>Cost against shortfall</h3>",
+            "predictive needs 23% fewer",
+            "<svg id=\"frontier\"></svg>",
+            "<td>hybrid</td>",
         ] {
             assert!(html.contains(part), "{part}");
         }

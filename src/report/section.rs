@@ -15,13 +15,14 @@ use crate::human::thousands;
 use crate::model::{self, calendar_periods, season, ModelError, ModelSpec};
 use crate::scale::advice::{advise, ADVICE_QUANTILES};
 use crate::scale::behavior::Seconds;
+use crate::scale::frontier::{self, Curve, Frontier, Point, Sweep};
 use crate::scale::policy::PolicySettings;
 use crate::scale::replay::{replay_with, Forecasts, ReplayError, Strategy};
 use crate::scale::replay_config::{Capacity, ReplayConfig, Scored};
 use crate::scale::score::{score, DEFAULT_EVENTS_PER_DAY_LIMIT, FORMULAS};
 use crate::series::{format_millis, Series};
 
-use super::chart::{self, ChartError};
+use super::chart::{self, ChartError, FrontierCurve};
 use super::{render, Page, Section, Table};
 
 /// Interval levels the backtest scores and the forecast figure draws.
@@ -245,6 +246,9 @@ pub fn section(settings: &ReportSettings, trace: &Series) -> Result<Section, Rep
     let capacity = replay.capacity;
     let mut quantiles = ADVICE_QUANTILES.to_vec();
     quantiles.push(settings.quantile);
+    // The frontier sweep reuses these forecasts: they carry its quantiles' intervals too.
+    let sweep_settings = Sweep::default();
+    quantiles.extend(&sweep_settings.quantiles);
     replay.validate(trace).map_err(replay_failed)?;
     let forecasts = Forecasts::make(trace, replay_model.as_ref(), &replay, &quantiles);
     let result = replay_with(trace, &forecasts, &replay, &Strategy::ALL).map_err(replay_failed)?;
@@ -340,6 +344,9 @@ pub fn section(settings: &ReportSettings, trace: &Series) -> Result<Section, Rep
         &load,
         &ready,
     )?;
+    let points =
+        frontier::sweep(trace, &forecasts, &replay, &sweep_settings).map_err(replay_failed)?;
+    let (frontier, verdicts, frontier_svg) = frontier_parts(&name, &points)?;
     Ok(Section {
         name,
         about,
@@ -355,7 +362,80 @@ pub fn section(settings: &ReportSettings, trace: &Series) -> Result<Section, Rep
             settings.replay_model,
             replay.refit_every
         ),
+        frontier,
+        verdicts,
+        frontier_svg,
+        frontier_caption: "Cost against shortfall: each policy replayed along its own knob (the reactive HPA at target utilisations, labelled; predictive, hybrid and the rate-oracle reference at quantiles 0.5 to 0.99; `future`: fed the trace itself). Dots are replays, lines join each curve's efficient ones. Lower and further left is better: where a policy's line is below the HPA's, it leaves less load unserved for the same replica-hours.".into(),
     })
+}
+
+/// The frontier table, the verdicts at the HPA's 70% target and the chart for `points`.
+fn frontier_parts(
+    name: &str,
+    points: &[Point],
+) -> Result<(Table, Vec<String>, String), ReportError> {
+    let table = Table {
+        header: [
+            "policy",
+            "target or quantile",
+            "replica-hours",
+            "under-provisioned",
+            "unserved load",
+            "SLO violation min",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: points
+            .iter()
+            .map(|p| {
+                vec![
+                    p.curve.name().to_string(),
+                    p.setting.map_or("-".into(), |s| format!("{s}")),
+                    format!("{:.1}", p.replica_hours),
+                    format!("{:.2}%", p.underprovisioned_pct),
+                    format!("{:.3}%", p.unserved_pct),
+                    format!("{:.0}", p.slo_violation_minutes),
+                ]
+            })
+            .collect(),
+    };
+    let comparisons = frontier::compare(points);
+    let verdicts = [Curve::Predictive, Curve::Hybrid]
+        .into_iter()
+        .filter_map(|c| frontier::verdict(&comparisons, 0.7, c))
+        .collect();
+    let curves: Vec<FrontierCurve> = Curve::ALL
+        .into_iter()
+        .filter(|&c| points.iter().any(|p| p.curve == c))
+        .map(|c| {
+            let of_curve = || points.iter().filter(move |p| p.curve == c);
+            FrontierCurve {
+                name: c.name().to_string(),
+                points: of_curve()
+                    .map(|p| (p.replica_hours, p.unserved_pct))
+                    .collect(),
+                frontier: Frontier::of(points, c).points().to_vec(),
+                marks: if c == Curve::Reactive {
+                    of_curve()
+                        .filter_map(|p| {
+                            let target = p.setting?;
+                            Some((
+                                (p.replica_hours, p.unserved_pct),
+                                format!("{:.0}%", target * 100.0),
+                            ))
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                },
+            }
+        })
+        .collect();
+    let svg = chart::frontier_chart(
+        &format!("{name}: replica-hours against unserved load"),
+        &curves,
+    )?;
+    Ok((table, verdicts, svg))
 }
 
 /// The page's list of settings and versions.
@@ -407,15 +487,7 @@ pub fn settings_list(settings: &ReportSettings) -> Vec<(String, String)> {
         ),
         (
             "HPA behavior".into(),
-            format!(
-                "scale up: window {} s, {:?} of {:?}; scale down: window {} s, {:?} of {:?}",
-                behavior.scale_up.stabilization,
-                behavior.scale_up.select,
-                behavior.scale_up.policies,
-                behavior.scale_down.stabilization,
-                behavior.scale_down.select,
-                behavior.scale_down.policies
-            ),
+            crate::scale::behavior::describe(behavior.as_ref()),
         ),
     ]
 }

@@ -16,6 +16,18 @@
 //!
 //! The defaults are the HPA's: scale up with no stabilization, by the larger of 4 pods or 100%
 //! per 15 s; scale down after a 300 s window, by up to 100% per 15 s.
+//!
+//! An HPA with **no** `behavior` block is another path in the controller
+//! (`normalizeDesiredReplicas`, kept from before `behavior` existed; the API server does not
+//! fill in a missing block): scale-down is stabilized over the controller's
+//! `--horizontal-pod-autoscaler-downscale-stabilization` window (5 minutes by default) with no
+//! rate limit, and each sync may scale up to at most `max(2 × current, 4)` replicas
+//! (`scaleUpLimitFactor`, `scaleUpLimitMinimum`), with no memory of earlier syncs. The
+//! [`Normalizer`] takes that path for `None`.
+//!
+//! Either way, the controller seeds its record of recommendations with the current replica
+//! count when it first sees the HPA (`recordInitialRecommendation`), so nothing scales down
+//! during the first scale-down window after the controller starts.
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +118,84 @@ impl Default for Behavior {
     }
 }
 
+impl std::fmt::Display for PolicyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pods => "Pods",
+            Self::Percent => "Percent",
+        })
+    }
+}
+
+impl std::fmt::Display for SelectPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Max => "Max",
+            Self::Min => "Min",
+            Self::Disabled => "Disabled",
+        })
+    }
+}
+
+impl std::fmt::Display for ScalingPolicy {
+    /// The HPA's spelling, as YAML flow: `{type: Pods, value: 4, periodSeconds: 15}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{type: {}, value: {}, periodSeconds: {}}}",
+            self.kind, self.value, self.period
+        )
+    }
+}
+
+impl std::fmt::Display for Rules {
+    /// The HPA's `HPAScalingRules`, as YAML flow.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let policies: Vec<String> = self.policies.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "{{stabilizationWindowSeconds: {}, selectPolicy: {}, policies: [{}]}}",
+            self.stabilization,
+            self.select,
+            policies.join(", ")
+        )
+    }
+}
+
+impl std::fmt::Display for Behavior {
+    /// The HPA's `behavior` block as one line of YAML flow, so it can be pasted into an HPA or
+    /// a workload file: `{scaleUp: {...}, scaleDown: {...}}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{{scaleUp: {}, scaleDown: {}}}",
+            self.scale_up, self.scale_down
+        )
+    }
+}
+
+/// How an HPA's `behavior` reads to people: the block in the HPA's YAML spelling, or, for an
+/// HPA without one, what the controller does instead.
+pub fn describe(behavior: Option<&Behavior>) -> String {
+    match behavior {
+        Some(b) => b.to_string(),
+        None => format!(
+            "none (the controller's legacy path: scale up to at most max({LEGACY_SCALE_UP_FACTOR} × current, {LEGACY_SCALE_UP_MINIMUM}) per sync; scale down to the highest recommendation of the last {LEGACY_DOWNSCALE_STABILIZATION} s)"
+        ),
+    }
+}
+
+/// The scale-down stabilization window of an HPA with no `behavior` block: the controller's
+/// `--horizontal-pod-autoscaler-downscale-stabilization` default (5 minutes).
+pub const LEGACY_DOWNSCALE_STABILIZATION: Seconds = 300;
+
+/// An HPA with no `behavior` block scales up to at most this many times the current replicas
+/// per sync (the controller's `scaleUpLimitFactor`)...
+pub const LEGACY_SCALE_UP_FACTOR: i64 = 2;
+
+/// ...or to this many, whichever is more (`scaleUpLimitMinimum`).
+pub const LEGACY_SCALE_UP_MINIMUM: i64 = 4;
+
 /// A change of replicas at a time, kept to apply the rate limits.
 #[derive(Debug, Clone, Copy)]
 struct Event {
@@ -116,24 +206,44 @@ struct Event {
 /// The HPA's memory for one workload: past recommendations and past scaling events.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
+    /// The rules of the behavior path (unused on the legacy path).
     behavior: Behavior,
+    /// The HPA has no `behavior` block: the controller's legacy path.
+    legacy: bool,
     min_replicas: i64,
     max_replicas: i64,
     recommendations: Vec<(Seconds, i64)>,
     ups: Vec<Event>,
     downs: Vec<Event>,
+    /// Whether the first recommendation (the current count) is recorded.
+    seeded: bool,
 }
 
 impl Normalizer {
-    /// A normalizer with no history.
-    pub fn new(behavior: Behavior, min_replicas: i64, max_replicas: i64) -> Self {
+    /// A normalizer with no history, for an HPA with `behavior` rules or, with `None`, none
+    /// (the controller's legacy path).
+    pub fn new(behavior: Option<Behavior>, min_replicas: i64, max_replicas: i64) -> Self {
         Self {
-            behavior,
+            legacy: behavior.is_none(),
+            behavior: behavior.unwrap_or_default(),
             min_replicas,
             max_replicas,
             recommendations: Vec::new(),
             ups: Vec::new(),
             downs: Vec::new(),
+            seeded: false,
+        }
+    }
+
+    /// The controller's first look at the HPA, at time `now` with `current` replicas: it
+    /// records `current` as a recommendation, so the scale-down window starts full of it.
+    /// Only the first call does anything; [`Normalizer::normalize`] calls it too, and a caller
+    /// that skips normalizing at a sync (a missing metric) calls it first, as the controller
+    /// seeds before it reads any metric.
+    pub fn seed(&mut self, now: Seconds, current: i64) {
+        if !self.seeded {
+            self.seeded = true;
+            self.recommendations.push((now, current));
         }
     }
 
@@ -143,8 +253,12 @@ impl Normalizer {
     /// Replicas outside `[min, max]` are first brought to the nearest bound, with no rate
     /// limit and nothing recorded, as the controller does before it reads any metric.
     pub fn normalize(&mut self, now: Seconds, current: i64, desired: i64) -> i64 {
+        self.seed(now, current);
         if current < self.min_replicas || current > self.max_replicas {
             return current.clamp(self.min_replicas, self.max_replicas);
+        }
+        if self.legacy {
+            return self.normalize_legacy(now, current, desired);
         }
         let stabilized = self.stabilize(now, current, desired);
         let limited = self.rate_limit(now, current, stabilized);
@@ -159,6 +273,31 @@ impl Normalizer {
         }
         self.forget(now);
         limited
+    }
+
+    /// The controller's `normalizeDesiredReplicas`, for an HPA with no `behavior` block: the
+    /// highest recommendation in the last [`LEGACY_DOWNSCALE_STABILIZATION`] seconds (this
+    /// one included), then at least `min_replicas` and at most `max_replicas` and
+    /// `max(2 × current, 4)`. No scale-up window and no scale-down rate limit.
+    fn normalize_legacy(&mut self, now: Seconds, current: i64, desired: i64) -> i64 {
+        // The controller keeps a recommendation while it is not *before* the cutoff (the
+        // window's start included), unlike the behavior path's strictly-after.
+        let cutoff = now - LEGACY_DOWNSCALE_STABILIZATION;
+        let stabilized = self
+            .recommendations
+            .iter()
+            .filter(|&&(at, _)| at >= cutoff)
+            .map(|&(_, r)| r)
+            .fold(desired, i64::max);
+        self.recommendations.push((now, desired));
+        self.recommendations.retain(|&(at, _)| at >= cutoff);
+        let scale_up_limit = (LEGACY_SCALE_UP_FACTOR * current).max(LEGACY_SCALE_UP_MINIMUM);
+        let highest = self.max_replicas.min(scale_up_limit);
+        if stabilized < self.min_replicas {
+            self.min_replicas
+        } else {
+            stabilized.min(highest)
+        }
     }
 
     /// Stabilization: no higher than the lowest recommendation in the scale-up window, no
@@ -265,7 +404,17 @@ mod tests {
     use super::*;
 
     fn hpa() -> Normalizer {
-        Normalizer::new(Behavior::default(), 1, 100)
+        Normalizer::new(Some(Behavior::default()), 1, 100)
+    }
+
+    #[test]
+    fn behavior_prints_in_the_hpa_spelling() {
+        assert_eq!(
+            Behavior::default().to_string(),
+            "{scaleUp: {stabilizationWindowSeconds: 0, selectPolicy: Max, policies: [{type: Pods, value: 4, periodSeconds: 15}, {type: Percent, value: 100, periodSeconds: 15}]}, \
+             scaleDown: {stabilizationWindowSeconds: 300, selectPolicy: Max, policies: [{type: Percent, value: 100, periodSeconds: 15}]}}"
+        );
+        assert!(describe(None).contains("max(2 × current, 4)"));
     }
 
     #[test]
@@ -282,6 +431,73 @@ mod tests {
     }
 
     #[test]
+    fn without_a_behavior_block_scale_up_is_at_most_double_or_four_per_sync() {
+        // normalizeDesiredReplicas: max(2 × current, 4), each sync on its own (no period).
+        let legacy = || Normalizer::new(None, 1, 1000);
+        assert_eq!(legacy().normalize(0, 1, 50), 4);
+        assert_eq!(legacy().normalize(0, 2, 50), 4);
+        assert_eq!(legacy().normalize(0, 3, 50), 6);
+        assert_eq!(legacy().normalize(0, 10, 50), 20);
+        assert_eq!(legacy().normalize(0, 10, 13), 13);
+        // A spike for 100 pods from 2, one sync after another: 4, 8, 16, 32, 64, 100 (the
+        // behavior path's defaults would go 6, 12, 24, 48, 96, 100).
+        let mut h = legacy();
+        let mut replicas = 2;
+        let path: Vec<i64> = (0..6)
+            .map(|k| {
+                replicas = h.normalize(k * 15, replicas, 100);
+                replicas
+            })
+            .collect();
+        assert_eq!(path, [4, 8, 16, 32, 64, 100]);
+        // maxReplicas still caps it.
+        assert_eq!(Normalizer::new(None, 1, 5).normalize(0, 3, 50), 5);
+    }
+
+    #[test]
+    fn without_a_behavior_block_scale_down_waits_five_minutes_then_goes_at_once() {
+        let mut h = Normalizer::new(None, 2, 100);
+        assert_eq!(h.normalize(0, 20, 20), 20);
+        // The highest recommendation of the last 300 s holds, the window's start included.
+        assert_eq!(h.normalize(15, 20, 3), 20);
+        assert_eq!(h.normalize(300, 20, 3), 20);
+        // Then straight to the recommendation (no rate limit), but not below minReplicas.
+        assert_eq!(h.normalize(301, 20, 1), 3);
+        assert_eq!(h.normalize(316, 3, 1), 3);
+        assert_eq!(h.normalize(601, 3, 1), 2);
+        // An earlier higher recommendation that the scale-up limit held back still counts.
+        let mut h = Normalizer::new(None, 1, 100);
+        assert_eq!(h.normalize(0, 2, 40), 4);
+        assert_eq!(h.normalize(15, 4, 10), 8);
+        assert_eq!(h.normalize(30, 8, 10), 16);
+    }
+
+    #[test]
+    fn the_controller_seeds_its_window_with_the_current_count_at_start() {
+        // recordInitialRecommendation: the first sync finds `current` already recorded, so a
+        // low first recommendation cannot scale down for one scale-down window, on both paths.
+        for behavior in [None, Some(Behavior::default())] {
+            let mut h = Normalizer::new(behavior.clone(), 1, 100);
+            assert_eq!(h.normalize(0, 10, 2), 10, "{behavior:?}");
+            assert_eq!(h.normalize(290, 10, 2), 10, "{behavior:?}");
+            assert_eq!(h.normalize(305, 10, 2), 2, "{behavior:?}");
+        }
+        // Seeded once only: a later current count is not recorded.
+        let mut h = Normalizer::new(Some(Behavior::default()), 1, 100);
+        h.seed(0, 3);
+        h.seed(10, 50);
+        assert_eq!(h.normalize(20, 50, 3), 3);
+        // A scale-up stabilization window holds scale-up back the same way: the seed is the
+        // lowest recommendation in it.
+        let mut b = Behavior::default();
+        b.scale_up.stabilization = 60;
+        let mut h = Normalizer::new(Some(b), 1, 100);
+        assert_eq!(h.normalize(0, 5, 9), 5);
+        assert_eq!(h.normalize(45, 5, 9), 5);
+        assert_eq!(h.normalize(61, 5, 9), 9);
+    }
+
+    #[test]
     fn scale_down_waits_for_the_stabilization_window() {
         let mut h = hpa();
         assert_eq!(h.normalize(0, 10, 10), 10);
@@ -294,15 +510,15 @@ mod tests {
 
     #[test]
     fn bounds_and_disabled_directions() {
-        let mut h = Normalizer::new(Behavior::default(), 2, 8);
+        let mut h = Normalizer::new(Some(Behavior::default()), 2, 8);
         assert_eq!(h.normalize(0, 4, 50), 8);
         // Replicas outside the bounds go straight to the nearest bound, whatever the metric.
-        let mut h = Normalizer::new(Behavior::default(), 10, 20);
+        let mut h = Normalizer::new(Some(Behavior::default()), 10, 20);
         assert_eq!(h.normalize(0, 1, 3), 10);
         assert_eq!(h.normalize(15, 40, 35), 20);
         let mut b = Behavior::default();
         b.scale_up.select = SelectPolicy::Disabled;
-        assert_eq!(Normalizer::new(b, 1, 100).normalize(0, 4, 50), 4);
+        assert_eq!(Normalizer::new(Some(b), 1, 100).normalize(0, 4, 50), 4);
         let b = Behavior {
             scale_down: Rules {
                 stabilization: 0,
@@ -323,7 +539,7 @@ mod tests {
             ..Behavior::default()
         };
         // Min picks the smaller change: 1 pod rather than half.
-        let mut h = Normalizer::new(b, 1, 100);
+        let mut h = Normalizer::new(Some(b), 1, 100);
         assert_eq!(h.normalize(0, 10, 2), 9);
         // The pod removed at t=0 still counts within the 60 s period.
         assert_eq!(h.normalize(30, 9, 2), 9);

@@ -25,7 +25,7 @@
 //!     horizon: 30m         # how far each forecast reaches
 //!     model: auto          # any registry name, or {name: ..., settings}
 //!     capacityPerReplica: 100      # a load metric; or targetValue: for utilisation-like ones
-//! behavior:                # optional; the HPA's defaults otherwise
+//! behavior:                # optional; without it the controller's legacy path
 //!   scaleDown:
 //!     stabilizationWindowSeconds: 300
 //!     selectPolicy: Max
@@ -138,7 +138,7 @@ pub struct WorkloadConfig {
     /// Metrics, at least one.
     pub metrics: Vec<MetricConfig>,
     /// Scale-up and scale-down rules.
-    pub behavior: Behavior,
+    pub behavior: Option<Behavior>,
     /// How the replica count now is known (for target values and the HPA's tolerance).
     pub current_replicas: Option<CurrentReplicas>,
     /// What is served when forecasts fail.
@@ -226,10 +226,8 @@ impl WorkloadConfig {
             r.problem(format!("{} {t} is not in [0, 1)", at("tolerance")));
         }
         let metrics = r.metrics(m, path);
-        let behavior = match m.get("behavior") {
-            None => Behavior::default(),
-            Some(v) => r.behavior(v, &at("behavior")),
-        };
+        // No block is not the default block: the controller takes its legacy path.
+        let behavior = m.get("behavior").map(|v| r.behavior(v, &at("behavior")));
         let current_replicas = match m.get("currentReplicas") {
             None => None,
             Some(v) => r.mapping(v, &at("currentReplicas")).and_then(|c| {
@@ -884,6 +882,23 @@ behavior:
 ";
 
     #[test]
+    fn a_behavior_printed_reads_back_the_same_and_none_stays_none() {
+        let without = GOOD.split("behavior:").next().unwrap();
+        assert_eq!(WorkloadConfig::from_yaml(without).unwrap().behavior, None);
+        let c = WorkloadConfig::from_yaml(GOOD).unwrap();
+        let printed = format!("{without}behavior: {}\n", c.behavior.as_ref().unwrap());
+        let again = WorkloadConfig::from_yaml(&printed).unwrap();
+        assert_eq!(again.behavior, c.behavior);
+        let mut b = Behavior::default();
+        b.scale_up.select = SelectPolicy::Disabled;
+        let printed = format!("{without}behavior: {b}\n");
+        assert_eq!(
+            WorkloadConfig::from_yaml(&printed).unwrap().behavior,
+            Some(b)
+        );
+    }
+
+    #[test]
     fn a_valid_config_reads_with_the_hpa_defaults_filled_in() {
         let c = WorkloadConfig::from_yaml(GOOD).unwrap();
         assert_eq!(c.workload, "api");
@@ -903,11 +918,12 @@ behavior:
         assert_eq!(c.metrics[0].refit_every, Duration::from_secs(3600));
         assert_eq!(c.namespace, "default");
         assert_eq!(c.fallback, Fallback::default());
-        assert_eq!(c.behavior.scale_up, Behavior::default().scale_up);
-        assert_eq!(c.behavior.scale_down.stabilization, 600);
-        assert_eq!(c.behavior.scale_down.select, SelectPolicy::Max);
+        let behavior = c.behavior.as_ref().unwrap();
+        assert_eq!(behavior.scale_up, Behavior::default().scale_up);
+        assert_eq!(behavior.scale_down.stabilization, 600);
+        assert_eq!(behavior.scale_down.select, SelectPolicy::Max);
         assert_eq!(
-            c.behavior.scale_down.policies,
+            behavior.scale_down.policies,
             [ScalingPolicy {
                 kind: PolicyType::Pods,
                 value: 2,

@@ -21,13 +21,13 @@ pub struct ReactiveHpa {
 
 impl ReactiveHpa {
     /// An HPA whose target is `target_per_pod` metric units per replica (the `AverageValue`),
-    /// bounded by `[min_replicas, max_replicas]`, with `behavior` rules and the default
-    /// tolerance.
+    /// bounded by `[min_replicas, max_replicas]`, with `behavior` rules (`None`: no `behavior`
+    /// block, the controller's legacy path) and the default tolerance.
     pub fn new(
         target_per_pod: f64,
         min_replicas: i64,
         max_replicas: i64,
-        behavior: Behavior,
+        behavior: Option<Behavior>,
     ) -> Self {
         Self {
             target_per_pod,
@@ -50,6 +50,8 @@ impl ReactiveHpa {
     /// `computeReplicasForMetrics`, a missing metric blocks scaling down: the proposals that
     /// remain may only scale up, else the replicas stay (and nothing is recorded).
     pub fn sync_many(&mut self, now: Seconds, current: i64, totals: &[f64]) -> i64 {
+        // The controller seeds its recommendations before it reads any metric.
+        self.normalizer.seed(now, current);
         if self.target_per_pod <= 0.0 {
             return current;
         }
@@ -93,7 +95,7 @@ mod tests {
 
     #[test]
     fn follows_the_metric_outside_the_tolerance() {
-        let mut hpa = ReactiveHpa::new(100.0, 1, 50, Behavior::default());
+        let mut hpa = ReactiveHpa::new(100.0, 1, 50, Some(Behavior::default()));
         // 5 pods at 105 req/s each: within 10%, no change.
         assert_eq!(hpa.sync(0, 5, 525.0), 5);
         // 5 pods at 130 each: ceil(650 / 100) = 7.
@@ -104,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_spike_is_limited_by_the_default_scale_up_policy() {
-        let mut hpa = ReactiveHpa::new(10.0, 1, 1000, Behavior::default());
+        let mut hpa = ReactiveHpa::new(10.0, 1, 1000, Some(Behavior::default()));
         // Load for 100 pods arrives at once: 2 -> 6 -> 12 -> 24 ... every 15 s.
         let mut replicas = 2;
         let mut path = vec![];
@@ -116,6 +118,27 @@ mod tests {
     }
 
     #[test]
+    fn without_a_behavior_block_a_spike_takes_the_legacy_path() {
+        let mut hpa = ReactiveHpa::new(10.0, 1, 1000, None);
+        let mut replicas = 2;
+        let mut path = vec![];
+        for k in 0..5 {
+            replicas = hpa.sync(k * 15, replicas, 1000.0);
+            path.push(replicas);
+        }
+        assert_eq!(path, [4, 8, 16, 32, 64]);
+    }
+
+    #[test]
+    fn a_missing_metric_at_the_first_sync_still_seeds_the_window() {
+        let mut hpa = ReactiveHpa::new(100.0, 1, 100, None);
+        assert_eq!(hpa.sync(0, 10, f64::NAN), 10);
+        // The seed of 10 at t=0 holds the replicas until it leaves the 300 s window.
+        assert_eq!(hpa.sync(100, 10, 200.0), 10);
+        assert_eq!(hpa.sync(301, 10, 200.0), 2);
+    }
+
+    #[test]
     fn a_missing_metric_blocks_scaling_down_but_not_up() {
         let no_stabilization = Behavior {
             scale_down: crate::scale::behavior::Rules {
@@ -124,7 +147,7 @@ mod tests {
             },
             ..Behavior::default()
         };
-        let mut hpa = ReactiveHpa::new(100.0, 1, 100, no_stabilization);
+        let mut hpa = ReactiveHpa::new(100.0, 1, 100, Some(no_stabilization));
         // Alone, 200 of load on 10 pods would scale down to 2; with the other metric missing
         // the HPA keeps 10.
         assert_eq!(hpa.sync_many(0, 10, &[200.0, f64::NAN]), 10);
@@ -134,7 +157,7 @@ mod tests {
 
     #[test]
     fn with_several_metrics_the_largest_proposal_wins() {
-        let mut hpa = ReactiveHpa::new(100.0, 1, 50, Behavior::default());
+        let mut hpa = ReactiveHpa::new(100.0, 1, 50, Some(Behavior::default()));
         // Observed 300 (3 pods), forecast 900 (9 pods): 9.
         assert_eq!(hpa.sync_many(0, 5, &[300.0, 900.0]), 9);
         // A missing forecast leaves the observed metric in charge.

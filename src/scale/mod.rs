@@ -9,6 +9,8 @@
 //! - [`planner`]: the decision path the replay and the server share: forecasts kept current
 //!   between refits, calibrated headroom, the value served at each HPA sync.
 //! - [`replay`]: replays a real trace under the reactive, predictive and hybrid policies.
+//! - [`frontier`]: cost against shortfall: each policy replayed along a sweep of its knob,
+//!   compared with the HPA at each of its targets.
 //! - [`replay_config`]: a replay's settings in time units, turned into a trace's steps.
 //! - [`score`]: 0–100 scores and a grade for a replayed policy.
 //! - [`advice`]: headroom advice, measured by replaying again.
@@ -17,6 +19,7 @@
 pub mod advice;
 pub mod behavior;
 pub mod config;
+pub mod frontier;
 pub mod hpa;
 pub mod output;
 pub mod planner;

@@ -8,8 +8,9 @@ use crate::source::table::timestamp_column;
 use super::replay::{Outcome, Replay, Strategy};
 use super::score::score;
 
-/// The summary's columns: the figures first, then the scores.
-pub const SUMMARY_COLUMNS: [&str; 19] = [
+/// The summary's columns: the figures first, then the scores; `unserved_pct` came later and
+/// is last, so readers of the earlier columns by position keep working.
+pub const SUMMARY_COLUMNS: [&str; 20] = [
     "policy",
     "underprovisioned_pct",
     "slo_violation_minutes",
@@ -29,6 +30,7 @@ pub const SUMMARY_COLUMNS: [&str; 19] = [
     "quantile",
     "capacity",
     "trace",
+    "unserved_pct",
 ];
 
 /// One summary record, in the order of [`SUMMARY_COLUMNS`]; `policy` is the row's label (a
@@ -61,6 +63,7 @@ pub fn summary_record(
         o.quantile.to_string(),
         capacity.to_string(),
         trace.to_string(),
+        format!("{:.3}", o.unserved_pct),
     ]
 }
 

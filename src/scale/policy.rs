@@ -569,7 +569,7 @@ mod tests {
         use crate::scale::behavior::Behavior;
         use crate::scale::hpa::ReactiveHpa;
         let sync = |current: i64, value: f64, tolerance: f64| {
-            ReactiveHpa::new(50.0, 1, 10_000, Behavior::default())
+            ReactiveHpa::new(50.0, 1, 10_000, Some(Behavior::default()))
                 .with_tolerance(tolerance)
                 .sync(0, current, value)
         };

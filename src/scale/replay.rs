@@ -10,8 +10,9 @@
 //! - **predictive**: the same HPA reading prescale's External metric: the model is refitted
 //!   every `refit_every` steps on the history seen so far (never beyond `t_{k−1}`), and the
 //!   plan of [`super::policy`] at `t_{k−1}` (looking one sync period beyond the start-up, the
-//!   HPA's own delay) sets the metric, served with [`external_value_for`] so the HPA's
-//!   tolerance cannot hold it a pod short. When a fit or a plan fails the step falls back to
+//!   HPA's own delay) sets the metric, served with
+//!   [`external_value_for`](super::policy::external_value_for) so the HPA's tolerance cannot
+//!   hold it a pod short. When a fit or a plan fails the step falls back to
 //!   the observed load (reactive) and is counted.
 //! - **hybrid**: one HPA with both metrics, the larger proposal winning (Crane's EHPA).
 //!
@@ -77,8 +78,9 @@ pub struct ReplaySettings {
     pub capacity: f64,
     /// Quantile, start-up, bounds.
     pub policy: PolicySettings,
-    /// The HPA's `behavior`.
-    pub behavior: Behavior,
+    /// The HPA's `behavior`; `None`: the HPA has no `behavior` block and the controller takes
+    /// its legacy path (see [`super::behavior`]).
+    pub behavior: Option<Behavior>,
     /// The HPA's tolerance.
     pub tolerance: f64,
     /// Seconds between HPA syncs.
@@ -96,6 +98,11 @@ pub struct ReplaySettings {
     pub calibrate: bool,
     /// How many recent errors calibrate the headroom.
     pub calibration_window: usize,
+    /// The reactive HPA's `AverageValue` target as a fraction of `capacity` (1: a pod is
+    /// asked to run at its full capacity). SREs set 0.5–0.8 to keep headroom; shortfall is
+    /// still measured against the full capacity. Only the reactive strategy reads it: the
+    /// predictive plan provisions its quantile for the full capacity.
+    pub reactive_utilisation: f64,
 }
 
 /// Why a replay cannot run.
@@ -123,7 +130,10 @@ pub struct Outcome {
     pub quantile: f64,
     /// Percent of scored steps whose load exceeded the ready capacity.
     pub underprovisioned_pct: f64,
-    /// Minutes of those steps.
+    /// Load the ready capacity could not serve, percent of all load: Σ max(0, load − ready ×
+    /// capacity) / Σ load. A step one request short counts for one request, not a whole step.
+    pub unserved_pct: f64,
+    /// Minutes of the under-provisioned steps (the time the SLO was violated).
     pub slo_violation_minutes: f64,
     /// Replica-hours paid for (ready or starting).
     pub replica_hours: f64,
@@ -292,6 +302,59 @@ impl Forecasts {
         }
     }
 
+    /// Forecasts that are the future itself: from every refit origin, the trace's own next
+    /// values, with zero-width intervals at every level. A replay fed them shows what the HPA's
+    /// mechanics (start-up, sync delay, tolerance, rate limits, stabilization) cost a policy that
+    /// knows everything: the far end of every frontier. Beyond the trace's end, and over a
+    /// missing value, the last known value stands in (nothing there is scored).
+    pub fn the_future(trace: &Series, settings: &ReplaySettings, quantiles: &[f64]) -> Self {
+        let y = trace.values();
+        let levels = levels_for(quantiles);
+        let horizon = Self::horizon(trace, settings);
+        let fits = Self::origins(trace, settings)
+            .into_iter()
+            .map(|r| {
+                let mut last = y[r];
+                let mean: Vec<f64> = (r + 1..r + 1 + horizon)
+                    .map(|j| {
+                        if let Some(v) = y.get(j).copied().filter(|v| v.is_finite()) {
+                            last = v;
+                        }
+                        last
+                    })
+                    .collect();
+                if !mean.iter().all(|v| v.is_finite()) {
+                    return Err(ModelError::failed(
+                        "the future",
+                        "no observed value to start from",
+                    ));
+                }
+                let intervals = levels
+                    .iter()
+                    .map(|&level| crate::forecast::Interval {
+                        level,
+                        lower: mean.clone(),
+                        upper: mean.clone(),
+                    })
+                    .collect();
+                let f = Forecast {
+                    start: trace.timestamp(r) + trace.step(),
+                    step: trace.step(),
+                    mean,
+                    intervals,
+                    components: vec![],
+                };
+                // Nothing to anchor: the values are already the truth.
+                Ok((f, 0.0))
+            })
+            .collect();
+        Self {
+            first_origin: settings.warmup.saturating_sub(1),
+            every: settings.refit_every.max(1),
+            fits,
+        }
+    }
+
     /// The steps forecasts are made at: every `refit_every` from the end of the warm-up, up to
     /// the second-last step; none when the trace is too short for any.
     fn origins(trace: &Series, settings: &ReplaySettings) -> Vec<usize> {
@@ -354,6 +417,12 @@ impl ReplaySettings {
         }
         if !(self.tolerance.is_finite() && (0.0..1.0).contains(&self.tolerance)) {
             problems.push(format!("tolerance {} must be in [0, 1)", self.tolerance));
+        }
+        if !(self.reactive_utilisation.is_finite() && self.reactive_utilisation > 0.0) {
+            problems.push(format!(
+                "the reactive HPA's target utilisation {} must be a positive number",
+                self.reactive_utilisation
+            ));
         }
         if self.sync <= 0 {
             problems.push(format!("sync period {} s must be positive", self.sync));
@@ -503,8 +572,14 @@ fn run(
     let sync_time = |step_start: Seconds, j: Seconds| step_start + j * step_s / syncs_per_step;
     let p = &settings.policy;
     let target = [MetricTarget::capacity("load", settings.capacity)];
+    // Only the reactive HPA runs below full capacity: the forecast's External metric is
+    // served for a target of the full capacity (the plan holds the headroom).
+    let hpa_target = match kind {
+        Strategy::Reactive => settings.capacity * settings.reactive_utilisation,
+        _ => settings.capacity,
+    };
     let mut hpa = ReactiveHpa::new(
-        settings.capacity,
+        hpa_target,
         p.min_replicas,
         p.max_replicas,
         settings.behavior.clone(),
@@ -512,7 +587,7 @@ fn run(
     .with_tolerance(settings.tolerance);
     let start = settings.warmup;
     let initial = if y[start - 1].is_finite() {
-        (y[start - 1].max(0.0) / settings.capacity).ceil() as i64
+        (y[start - 1].max(0.0) / hpa_target).ceil() as i64
     } else {
         p.min_replicas
     };
@@ -522,6 +597,7 @@ fn run(
     let (mut under, mut scored, mut events, mut fallbacks) = (0usize, 0usize, 0usize, 0usize);
     let (mut replica_seconds, mut peak) = (0.0, pods.count());
     let (mut idle, mut ready_capacity, mut served, mut paid) = (0.0, 0.0, 0.0, 0.0);
+    let (mut unserved, mut total_load) = (0.0, 0.0);
     let (mut abs_error, mut errors) = (0.0, 0usize);
     let at_sync = SyncSettings {
         policy: p,
@@ -602,7 +678,9 @@ fn run(
             let capacity = ready_min as f64 * settings.capacity;
             if load > capacity * (1.0 + 1e-12) {
                 under += 1;
+                unserved += load - capacity;
             }
+            total_load += load.max(0.0);
             idle += (capacity - load).max(0.0);
             ready_capacity += capacity;
             // The capacity paid for during the step, on average (ready or starting).
@@ -628,6 +706,7 @@ fn run(
         policy: kind,
         quantile: p.quantile,
         underprovisioned_pct: pct(under as f64, scored as f64),
+        unserved_pct: pct(unserved, total_load),
         slo_violation_minutes: under as f64 * step_minutes,
         replica_hours: replica_seconds / 3600.0,
         peak_replicas: peak,
@@ -677,7 +756,7 @@ mod tests {
                 min_replicas: 1,
                 max_replicas: 100,
             },
-            behavior: Behavior::default(),
+            behavior: Some(Behavior::default()),
             tolerance: 0.1,
             sync: 15,
             refit_every: 12,
@@ -686,6 +765,7 @@ mod tests {
             seasons: vec![288],
             calibrate: false,
             calibration_window: 2016,
+            reactive_utilisation: 1.0,
         }
     }
 
@@ -720,37 +800,6 @@ mod tests {
         );
     }
 
-    /// Forecasts that are the future itself, every step, with zero-width intervals.
-    fn oracle(trace: &Series, s: &ReplaySettings) -> Forecasts {
-        use crate::forecast::Interval;
-        let first_origin = s.warmup - 1;
-        let fits = (first_origin..trace.len() - 1)
-            .step_by(s.refit_every)
-            .map(|r| {
-                let future: Vec<f64> = (r + 1..r + 1 + s.refit_every + 40)
-                    .map(|j| trace.values().get(j).copied().unwrap_or(0.0))
-                    .collect();
-                let f = Forecast {
-                    start: trace.timestamp(r) + trace.step(),
-                    step: trace.step(),
-                    mean: future.clone(),
-                    intervals: vec![Interval {
-                        level: 80.0,
-                        lower: future.clone(),
-                        upper: future,
-                    }],
-                    components: vec![],
-                };
-                Ok((f, 0.0))
-            })
-            .collect();
-        Forecasts {
-            first_origin,
-            every: s.refit_every,
-            fits,
-        }
-    }
-
     #[test]
     fn a_perfect_forecast_is_never_short() {
         // The mechanics (start-up, sync delay, rate limits, stabilization, tolerance) must not
@@ -763,7 +812,7 @@ mod tests {
             s.policy.startup = startup;
             let r = replay_with(
                 &t,
-                &oracle(&t, &s),
+                &Forecasts::the_future(&t, &s, &[0.9]),
                 &s,
                 &[Strategy::Reactive, Strategy::Predictive],
             )
@@ -898,6 +947,38 @@ mod tests {
         let odd = Series::new(Labels::named("load"), 0, 1_500, vec![150.0; 2000]).unwrap();
         let err = replay_with(&odd, &Forecasts::none(), &s, &[Strategy::Reactive]);
         assert!(matches!(err, Err(ReplayError::Invalid(m)) if m.contains("whole number")));
+    }
+
+    #[test]
+    fn unserved_load_and_the_hpa_target_are_measured_as_documented() {
+        // A steady 150 per 5-minute step with capacity 100 and at most one pod: every step is
+        // short by 50 of its 150, so a third of the load is unserved and every minute violates
+        // the SLO.
+        let t = Series::new(Labels::named("load"), 0, 300_000, vec![150.0; 1000]).unwrap();
+        let mut s = settings();
+        s.policy.max_replicas = 1;
+        let r = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
+        let o = &r.outcomes[0];
+        let scored = (1000 - s.warmup) as f64;
+        assert_eq!(o.underprovisioned_pct, 100.0);
+        assert!((o.unserved_pct - 100.0 / 3.0).abs() < 1e-9, "{o:?}");
+        assert!(
+            (o.slo_violation_minutes - scored * 5.0).abs() < 1e-9,
+            "{o:?}"
+        );
+        // At a target of half a pod's capacity the HPA keeps ceil(150 / 50) = 3 pods: nothing
+        // is short, and it pays for 3 pods where full capacity needs 2.
+        let mut s = settings();
+        let full = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
+        s.reactive_utilisation = 0.5;
+        let half = replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).unwrap();
+        let hours = scored * 5.0 / 60.0;
+        assert!((full.outcomes[0].replica_hours - 2.0 * hours).abs() < 1e-9);
+        assert!((half.outcomes[0].replica_hours - 3.0 * hours).abs() < 1e-9);
+        assert_eq!(half.outcomes[0].unserved_pct, 0.0);
+        // A target that is not positive is refused with the other settings problems.
+        s.reactive_utilisation = -1.0;
+        assert!(replay_with(&t, &Forecasts::none(), &s, &[Strategy::Reactive]).is_err());
     }
 
     #[test]

@@ -98,8 +98,8 @@ pub struct ReplayConfig {
     pub capacity: Capacity,
     /// Quantile, start-up, bounds.
     pub policy: PolicySettings,
-    /// The HPA's `behavior`.
-    pub behavior: Behavior,
+    /// The HPA's `behavior`; `None`: no `behavior` block (the controller's legacy path).
+    pub behavior: Option<Behavior>,
     /// The HPA's tolerance.
     pub tolerance: f64,
     /// The HPA's sync period (whole seconds, at least one).
@@ -120,8 +120,8 @@ pub struct ReplayConfig {
 }
 
 impl Default for ReplayConfig {
-    /// `prescale simulate`'s defaults: p90, no start-up, 1 to 10,000 replicas, the HPA's
-    /// default behavior, tolerance and 15 s sync; refits every hour on 14 days of history;
+    /// `prescale simulate`'s defaults: p90, no start-up, 1 to 10,000 replicas, an HPA with no
+    /// `behavior` block (as most are written), the default tolerance and 15 s sync; refits every hour on 14 days of history;
     /// headroom calibrated on 7 days of misses.
     fn default() -> Self {
         Self {
@@ -132,7 +132,7 @@ impl Default for ReplayConfig {
                 min_replicas: 1,
                 max_replicas: 10_000,
             },
-            behavior: Behavior::default(),
+            behavior: None,
             tolerance: DEFAULT_TOLERANCE,
             sync: Duration::from_secs(15),
             refit_every: Duration::from_secs(3600),
@@ -174,6 +174,7 @@ impl ReplayConfig {
             seasons,
             calibrate: self.calibrate,
             calibration_window: steps(self.calibration_window).max(1),
+            reactive_utilisation: 1.0,
         }
     }
 }

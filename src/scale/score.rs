@@ -84,6 +84,7 @@ mod tests {
             policy: Strategy::Predictive,
             quantile: 0.9,
             underprovisioned_pct: under,
+            unserved_pct: 0.0,
             slo_violation_minutes: 0.0,
             replica_hours: 0.0,
             peak_replicas: 0,
