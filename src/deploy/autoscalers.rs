@@ -2,7 +2,8 @@
 //! clusters where prescale is the external metrics adapter, or one KEDA ScaledObject per
 //! workload where KEDA is.
 //!
-//! Each carries the workload's bounds and `behavior` exactly as the configuration gives them,
+//! Each carries the workload's bounds and `behavior` exactly as the configuration gives them
+//! (a behavior written out in full, or none, which sends the controller down its legacy path),
 //! because the plan assumed them: the HPA the cluster runs must be the HPA the plan (and the
 //! replay) modelled.
 
@@ -147,7 +148,9 @@ fn hpa(w: &WorkloadConfig, settings: &RenderSettings) -> HorizontalPodAutoscaler
                 }),
                 ..MetricSpec::default()
             }]),
-            behavior: Some(behavior(&w.behavior)),
+            // No block in the configuration: none here either, so the controller takes the
+            // legacy path the plan assumed (see `scale::hpa`).
+            behavior: w.behavior.as_ref().map(behavior),
         }),
         ..HorizontalPodAutoscaler::default()
     }
@@ -189,11 +192,11 @@ pub(crate) fn scaled_objects(
                     polling_interval: 15,
                     min_replica_count: clamp_i32(w.policy.min_replicas),
                     max_replica_count: clamp_i32(w.policy.max_replicas),
-                    advanced: Advanced {
+                    advanced: w.behavior.as_ref().map(|b| Advanced {
                         horizontal_pod_autoscaler_config: HpaConfig {
-                            behavior: behavior(&w.behavior),
+                            behavior: behavior(b),
                         },
-                    },
+                    }),
                     triggers: vec![Trigger {
                         type_: "external".into(),
                         metric_type: "AverageValue".into(),

@@ -46,8 +46,10 @@ pub struct ScaledObjectSpec {
     pub min_replica_count: i32,
     /// The HPA's upper bound.
     pub max_replica_count: i32,
-    /// The behavior KEDA copies into the HPA it creates.
-    pub advanced: Advanced,
+    /// The behavior KEDA copies into the HPA it creates; `None`: the HPA gets none (the
+    /// controller's legacy path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advanced: Option<Advanced>,
     /// The scalers; prescale's is one `external` trigger.
     pub triggers: Vec<Trigger>,
 }

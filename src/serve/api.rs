@@ -284,9 +284,8 @@ async fn values(
         );
     }
     let items: Vec<&str> = published
-        .items(&namespace, &metric)
-        .iter()
-        .filter(|i| selector.matches(&i.labels))
+        .matching(&namespace, &metric, &selector)
+        .into_iter()
         .map(|i| i.json.as_str())
         .collect();
     if items.is_empty() {

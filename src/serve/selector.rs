@@ -83,6 +83,15 @@ impl Selector {
         Ok(Self { requirements })
     }
 
+    /// The values `key` must take when the selector pins it (`key=v`, `key in (a,b)`): a
+    /// matching item has one of them, so an index on `key` can narrow the search.
+    pub fn pinned(&self, key: &str) -> Option<&[String]> {
+        self.requirements.iter().find_map(|r| match r {
+            Requirement::In(k, values) if k == key => Some(values.as_slice()),
+            _ => None,
+        })
+    }
+
     /// True when `labels` satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| match r {

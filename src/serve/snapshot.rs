@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::series::{format_millis, Millis};
 
 use super::quantity;
+use super::selector::Selector;
 
 /// The format tag of a persisted snapshot.
 pub const FORMAT: &str = "prescale-decisions";
@@ -172,6 +173,9 @@ pub struct Published {
     /// The snapshot.
     pub snapshot: Arc<Snapshot>,
     items: HashMap<(String, String), Vec<Item>>,
+    /// Per (namespace, metric name), each workload's positions in `items`: the HPA asks for
+    /// one workload, and a thousand configured ones should not cost a thousand matches.
+    by_workload: HashMap<(String, String), HashMap<String, Vec<usize>>>,
     /// Namespaces that hold a configured workload (an unknown namespace is a 404).
     namespaces: std::collections::HashSet<String>,
 }
@@ -214,10 +218,52 @@ impl Published {
                     });
             }
         }
+        let by_workload = items
+            .iter()
+            .map(|(key, list)| {
+                let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                for (i, item) in list.iter().enumerate() {
+                    if let Some(w) = item.labels.get("workload") {
+                        index.entry(w.clone()).or_default().push(i);
+                    }
+                }
+                (key.clone(), index)
+            })
+            .collect();
         Self {
             snapshot: Arc::new(snapshot),
             items,
+            by_workload,
             namespaces: namespaces.into_iter().collect(),
+        }
+    }
+
+    /// The items of `metric` in `namespace` that `selector` matches, in published order;
+    /// through the workload index when the selector pins the workload.
+    pub fn matching(&self, namespace: &str, metric: &str, selector: &Selector) -> Vec<&Item> {
+        let key = (namespace.to_string(), metric.to_string());
+        let Some(list) = self.items.get(&key) else {
+            return Vec::new();
+        };
+        match (selector.pinned("workload"), self.by_workload.get(&key)) {
+            (Some(workloads), Some(index)) => {
+                let mut at: Vec<usize> = workloads
+                    .iter()
+                    .filter_map(|w| index.get(w))
+                    .flatten()
+                    .copied()
+                    .collect();
+                at.sort_unstable();
+                at.dedup();
+                at.into_iter()
+                    .map(|i| &list[i])
+                    .filter(|i| selector.matches(&i.labels))
+                    .collect()
+            }
+            _ => list
+                .iter()
+                .filter(|i| selector.matches(&i.labels))
+                .collect(),
         }
     }
 
@@ -303,6 +349,60 @@ mod tests {
         assert_eq!(v["value"], "1250500m");
         assert!(p.items("other", REPLICAS_METRIC).is_empty());
         assert!(p.has_namespace("shop") && !p.has_namespace("other"));
+    }
+
+    #[test]
+    fn the_workload_index_finds_what_a_full_scan_finds() {
+        let workloads = ["api", "web", "db", "api2"]
+            .into_iter()
+            .map(|name| WorkloadDecision {
+                workload: name.into(),
+                ..decision()
+            })
+            .collect();
+        let s = Snapshot {
+            workloads,
+            ..Snapshot::empty(vec![])
+        };
+        let p = Published::new(s, ["shop".to_string()], 15);
+        for text in [
+            "",
+            "workload=api",
+            "workload==web",
+            "workload in (db, api, nothing)",
+            "workload=api,metric=rps",
+            "workload=api,metric=other",
+            "workload!=api",
+            "workload notin (api, web)",
+            "metric=rps",
+            "workload",
+            "workload=absent",
+        ] {
+            let selector = Selector::parse(text).unwrap();
+            for metric in [REPLICAS_METRIC, FORECAST_METRIC] {
+                let scanned: Vec<&str> = p
+                    .items("shop", metric)
+                    .iter()
+                    .filter(|i| selector.matches(&i.labels))
+                    .map(|i| i.json.as_str())
+                    .collect();
+                let indexed: Vec<&str> = p
+                    .matching("shop", metric, &selector)
+                    .into_iter()
+                    .map(|i| i.json.as_str())
+                    .collect();
+                assert_eq!(indexed, scanned, "{text:?} on {metric}");
+            }
+        }
+        assert_eq!(
+            p.matching(
+                "shop",
+                REPLICAS_METRIC,
+                &Selector::parse("workload=db").unwrap()
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]

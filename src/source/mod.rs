@@ -218,7 +218,11 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Vec<Series>, SourceErr
     };
     let meta = std::fs::metadata(path).map_err(|source| SourceError::Io {
         path: path.to_path_buf(),
-        source,
+        source: if source.kind() == std::io::ErrorKind::NotFound {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")
+        } else {
+            source
+        },
     })?;
     // A device (`/dev/zero`), a pipe or a folder would be read forever or not at all.
     if !meta.is_file() {
