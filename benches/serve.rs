@@ -5,8 +5,10 @@
 //! 2. `GET` of one metric value with 1,000 workloads published, by `wrk` (Debian) on loopback
 //!    for 10 s at 32 connections, beside a bare hyper server answering a constant body of the
 //!    same size on the same machine (the limit here): requests/s, p50/p99 latency, and the
-//!    ratio. Over plain HTTP (the server's TLS is measured too).
-//! 3. The server's resident memory after that load.
+//!    ratio, over plain HTTP (TLS is not measured here). Then the same two at a fixed offered
+//!    load of 20,000 requests/s with `oha -q` (`cargo install oha`), where latency is the
+//!    server's rather than the queue's.
+//! 3. The process's resident memory (server, the bench's own data and all) around that load.
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs bench targets) it only says so and
 //! exits: this is a measurement, not a test.
@@ -110,6 +112,35 @@ fn wrk(url: &str) -> Option<Wrk> {
         rps: field("Requests/sec:")?.parse().ok()?,
         p50_ms: millis(&field("50%")?)?,
         p99_ms: millis(&field("99%")?)?,
+    })
+}
+
+/// Latency at a fixed offered load (20,000 requests/s) with `oha -q`, where `wrk` measures at
+/// saturation (where queueing, not the server, sets the tail). `None` when oha is absent.
+fn oha_at_rate(url: &str, rate: u32) -> Option<Wrk> {
+    let out = Command::new("oha")
+        .args([
+            "-z",
+            "10s",
+            "-c",
+            "32",
+            "--no-tui",
+            "--output-format",
+            "json",
+        ])
+        .args(["-q", &rate.to_string(), url])
+        .output()
+        .ok()?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let ms = |key: &str| {
+        report["latencyPercentiles"][key]
+            .as_f64()
+            .map(|s| s * 1000.0)
+    };
+    Some(Wrk {
+        rps: report["summary"]["requestsPerSec"].as_f64()?,
+        p50_ms: ms("p50")?,
+        p99_ms: ms("p99")?,
     })
 }
 
@@ -247,6 +278,26 @@ fn main() {
             println!("throughput ratio: {:.2}", o.rps / l.rps);
         }
         _ => println!("wrk is not installed (apt-get install wrk): no load figures"),
+    }
+    let rate = 20_000;
+    match (
+        oha_at_rate(&format!("http://{api_addr}{path}"), rate),
+        oha_at_rate(&format!("http://{bare_addr}/"), rate),
+    ) {
+        (Some(o), Some(l)) => {
+            println!("at a fixed {rate} requests/s (oha -q, 32 connections, 10 s):");
+            println!("| server | requests/s | p50 | p99 |");
+            println!("|---|---|---|---|");
+            println!(
+                "| prescale serve | {:.0} | {:.3} ms | {:.3} ms |",
+                o.rps, o.p50_ms, o.p99_ms
+            );
+            println!(
+                "| bare hyper | {:.0} | {:.3} ms | {:.3} ms |",
+                l.rps, l.p50_ms, l.p99_ms
+            );
+        }
+        _ => println!("oha is not installed (cargo install oha): no fixed-rate figures"),
     }
     println!("resident memory of this process (server, bench and all): {before} kB before the load, {after} kB after");
     let _ = stop_tx.send(true);
