@@ -269,3 +269,30 @@ fn devices_as_inputs_or_configurations_are_refused_not_read_forever() {
         &["/dev/zero", "not a regular file"],
     );
 }
+
+#[test]
+fn same_named_inputs_and_huge_fourier_orders_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+        std::fs::copy(
+            dataset("nyc_taxi.csv"),
+            dir.path().join(folder).join("load.csv"),
+        )
+        .unwrap();
+    }
+    refused(
+        prescale()
+            .args(["backtest", "--horizon", "4", "--model", "naive", "--input"])
+            .arg(dir.path().join("a/load.csv"))
+            .arg(dir.path().join("b/load.csv")),
+        &["both hold a series named load", "rename one of the files"],
+    );
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "4", "--model", "prophet"])
+            .args(["--add-seasonality", "x:1h:100000", "--input"])
+            .arg(dataset("nyc_taxi.csv")),
+        &["Fourier order must be 1 to 100, got 100000"],
+    );
+}

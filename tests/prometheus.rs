@@ -220,3 +220,54 @@ fn a_server_that_never_answers_times_out() {
     );
     drop(listener);
 }
+
+#[test]
+fn an_answer_that_is_not_json_is_retried_and_a_zero_timeout_refused() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A 503 labelled JSON whose body is not JSON, as an overloaded proxy answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            count.fetch_add(1, Ordering::SeqCst);
+            let body = "<html>upstream overloaded</html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let q = RangeQuery {
+        url: url.clone(),
+        query: "up".into(),
+        start: 0,
+        end: 3_600_000,
+        step: 60_000,
+    };
+    let err = query_range_blocking(&q, &quick(2)).unwrap_err();
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        3,
+        "one try and two retries: {err:?}"
+    );
+    assert!(err.to_string().contains(&url), "{err}");
+    let zero = QueryOptions {
+        timeout: Duration::ZERO,
+        ..quick(2)
+    };
+    let err = query_range_blocking(&q, &zero).unwrap_err();
+    assert!(matches!(err, PrometheusError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        3,
+        "refused before any request"
+    );
+}

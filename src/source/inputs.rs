@@ -115,8 +115,19 @@ pub fn load_inputs(settings: &InputSettings) -> Result<Loaded, SourceError> {
                 ..LoadOptions::default()
             };
             let mut all = Vec::new();
+            let mut seen: std::collections::HashMap<String, &PathBuf> = Default::default();
             for path in &settings.files {
-                all.extend(super::load(path, &options)?);
+                for series in super::load(path, &options)? {
+                    let name = series.labels().to_string();
+                    if let Some(first) = seen.insert(name.clone(), path) {
+                        return Err(SourceError::SameName {
+                            name,
+                            first: first.clone(),
+                            second: path.clone(),
+                        });
+                    }
+                    all.push(series);
+                }
             }
             all
         }

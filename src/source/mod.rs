@@ -112,6 +112,17 @@ pub enum SourceError {
     /// Both files and a Prometheus query were given.
     #[error("give files or a Prometheus query, not both")]
     TwoInputs,
+    /// Two inputs give series the same name (files with the same stem in different folders),
+    /// so their results could not be told apart.
+    #[error("{} and {} both hold a series named {name}: rename one of the files", first.display(), second.display())]
+    SameName {
+        /// The shared name.
+        name: String,
+        /// The first file.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
+    },
     /// Samples could not be put on a grid, or a series could not be prepared.
     #[error("{name}")]
     Series {

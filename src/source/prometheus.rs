@@ -327,6 +327,11 @@ pub fn plan_chunks(
             format_millis(query.start)
         ));
     }
+    if options.timeout.is_zero() {
+        return invalid(
+            "a timeout of zero would fail every request; give a positive timeout".into(),
+        );
+    }
     let per = options.max_points_per_request;
     if per == 0 || per > PROMETHEUS_MAX_POINTS {
         return invalid(format!(
@@ -428,12 +433,16 @@ fn classify(e: ClientError, query: &RangeQuery, options: &QueryOptions, attempts
                     transient: true,
                 };
             }
+            // A body that is not the JSON its content type promised comes from proxies and
+            // overloaded servers as often as from a wrong URL (a 5xx page labelled JSON): it is
+            // retried like a 5xx, and reported as what it is once the retries are spent.
+            let garbled = inner.is_some_and(|r| r.is_decode() || r.is_body());
             Failure {
                 error: PrometheusError::Unexpected {
                     url,
                     source: ClientError::Client(c),
                 },
-                transient: false,
+                transient: garbled,
             }
         }
         other => Failure {

@@ -83,6 +83,11 @@ pub enum Mode {
     Multiplicative,
 }
 
+/// The largest Fourier order a seasonality may ask for. Prophet's own seasonalities use 3 to
+/// 10; each order adds two columns per point to the design matrix, so an order of 100,000 on a
+/// long series asks for hundreds of gigabytes before fitting starts.
+pub const MAX_FOURIER_ORDER: u32 = 100;
+
 /// A seasonality with a period the automatic ones do not cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,10 +228,10 @@ impl Settings {
                     s.name, s.period_seconds
                 ));
             }
-            if s.fourier_order == 0 {
+            if s.fourier_order == 0 || s.fourier_order > MAX_FOURIER_ORDER {
                 problems.push(format!(
-                    "seasonality {:?}: the Fourier order must be at least 1",
-                    s.name
+                    "seasonality {:?}: the Fourier order must be 1 to {MAX_FOURIER_ORDER}, got {}",
+                    s.name, s.fourier_order
                 ));
             }
         }
