@@ -296,3 +296,71 @@ fn same_named_inputs_and_huge_fourier_orders_are_refused() {
         &["Fourier order must be 1 to 100, got 100000"],
     );
 }
+
+#[test]
+fn guesses_are_refused_ambiguous_columns_zero_samples_nan_learning_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let three = dir.path().join("three.csv");
+    let mut text = String::from("timestamp,cpu,memory\n");
+    for i in 0..100 {
+        text.push_str(&format!(
+            "{},{},{}\n",
+            1_420_070_400 + i * 300,
+            i % 9,
+            100 - i % 7
+        ));
+    }
+    write(&three, &text);
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "2", "--input"])
+            .arg(&three),
+        &[
+            "which column holds the values is ambiguous",
+            "--value-column",
+        ],
+    );
+    let chosen = prescale()
+        .args([
+            "forecast",
+            "--horizon",
+            "2",
+            "--model",
+            "naive",
+            "--value-column",
+            "memory",
+        ])
+        .arg("--input")
+        .arg(&three)
+        .output()
+        .unwrap();
+    assert!(
+        chosen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chosen.stderr)
+    );
+    refused(
+        prescale()
+            .args([
+                "forecast",
+                "--horizon",
+                "2",
+                "--model",
+                "prophet",
+                "--samples",
+                "0",
+                "--input",
+            ])
+            .arg(dataset("nyc_taxi.csv")),
+        &["samples must be at least 1"],
+    );
+    refused(
+        prescale()
+            .args(["train", "--learning-rate", "NaN", "--output"])
+            .arg(dir.path().join("net"))
+            .arg("--input")
+            .arg(dataset("nyc_taxi.csv")),
+        &["learning rate must be a finite number"],
+    );
+    assert!(!dir.path().join("net").exists(), "nothing written");
+}

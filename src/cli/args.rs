@@ -146,7 +146,7 @@ impl InputArgs {
 /// flags.
 fn with_flag_hint(e: SourceError) -> anyhow::Error {
     let hint = match &e {
-        SourceError::MissingColumn { .. } => {
+        SourceError::MissingColumn { .. } | SourceError::AmbiguousColumn { .. } => {
             Some("choose columns with --time-column / --value-column")
         }
         SourceError::NoInput => Some("give --input PATH or --prometheus URL"),

@@ -51,6 +51,15 @@ pub enum SourceError {
         /// The columns present.
         available: Vec<String>,
     },
+    /// More than one column could hold the values and none is named `value` or `y`: reading
+    /// one of them would be a guess.
+    #[error("{}: the header has {available:?}; which column holds the values is ambiguous (none is named value or y)", path.display())]
+    AmbiguousColumn {
+        /// The file.
+        path: PathBuf,
+        /// The columns present.
+        available: Vec<String>,
+    },
     /// A timestamp cell does not parse.
     #[error("{} line {line}: cannot read timestamp {text:?} (expected {expected})", path.display())]
     BadTimestamp {
@@ -158,7 +167,8 @@ pub struct ColumnSpec {
     /// Timestamp column; default: the first of `timestamp`, `ts`, `time`, `date`, `datetime`
     /// (any case), else the first column.
     pub time: Option<String>,
-    /// Value column; default: `value`, else `y`, else the first column that is not the time.
+    /// Value column; default: `value`, else `y`, else the one column that is not the time (with
+    /// more than one such column, an error rather than a guess).
     pub value: Option<String>,
 }
 
@@ -180,10 +190,22 @@ impl ColumnSpec {
         };
         let value = match &self.value {
             Some(name) => find(name).ok_or_else(|| missing(name))?,
-            None => find("value")
-                .or_else(|| find("y"))
-                .or_else(|| (0..header.len()).find(|&i| i != time))
-                .ok_or_else(|| missing("value"))?,
+            None => match find("value").or_else(|| find("y")) {
+                Some(i) => i,
+                None => {
+                    let others: Vec<usize> = (0..header.len()).filter(|&i| i != time).collect();
+                    match others[..] {
+                        [only] => only,
+                        [] => return Err(missing("value")),
+                        _ => {
+                            return Err(SourceError::AmbiguousColumn {
+                                path: path.to_path_buf(),
+                                available: header.to_vec(),
+                            })
+                        }
+                    }
+                }
+            },
         };
         Ok((time, value))
     }

@@ -157,6 +157,14 @@ pub fn train(
             count += chunk.len();
         }
         let validation_loss = mean_loss(&network, &validation_batches)?;
+        if !(validation_loss.is_finite() && total.is_finite()) {
+            // A diverged step (too high a learning rate, extreme values) makes every later
+            // weight NaN; the best network so far would be saved as if it were the result.
+            return Err(LstmError::Config(format!(
+                "training diverged at epoch {}: the loss is not finite (lower the learning rate, or check the series for extreme values)",
+                epoch + 1
+            )));
+        }
         if validation_loss < best.0 {
             best = (validation_loss, epoch, network.snapshot()?);
         }
@@ -203,6 +211,24 @@ fn check_inputs(series: &[Series], settings: &TrainSettings) -> Result<Millis, L
             "batch and epochs must be positive and the validation steps ({}) at least the horizon ({})",
             settings.validation_steps, settings.shape.horizon
         )));
+    }
+    for (name, value) in [
+        ("learning rate", settings.learning_rate),
+        ("weight decay", settings.weight_decay),
+    ] {
+        // Zero decay is fine; a zero or negative learning rate never learns, and a NaN one
+        // turns every weight into NaN at the first step.
+        let least = if name == "learning rate" {
+            f64::MIN_POSITIVE
+        } else {
+            0.0
+        };
+        if !(value.is_finite() && value >= least && value < 1.0) {
+            return Err(LstmError::Config(format!(
+                "the {name} must be a finite number in [{}, 1), got {value}",
+                if least > 0.0 { "above 0" } else { "0" }
+            )));
+        }
     }
     Ok(first.step())
 }

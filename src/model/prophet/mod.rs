@@ -147,7 +147,7 @@ pub struct Settings {
     pub events: Vec<Event>,
     /// Extra regressors.
     pub regressors: Vec<ExtraRegressor>,
-    /// Simulated paths for the intervals (0: no intervals).
+    /// Simulated paths for the intervals (at least 1; 1,000 by default).
     pub samples: usize,
     /// Seed of the simulation.
     pub seed: u64,
@@ -206,6 +206,12 @@ impl Settings {
             if !(value.is_finite() && value > 0.0) {
                 problems.push(format!("{name} must be a positive number, got {value}"));
             }
+        }
+        if self.samples == 0 {
+            problems.push(
+                "samples must be at least 1: the intervals are quantiles of the simulated paths"
+                    .into(),
+            );
         }
         if !(self.changepoint_range > 0.0 && self.changepoint_range <= 1.0) {
             problems.push(format!(
