@@ -55,7 +55,7 @@ pub fn read_samples(
                         line,
                         text: time_text.to_string(),
                         expected:
-                            "unix seconds, unix milliseconds, RFC 3339 or YYYY-MM-DD HH:MM:SS",
+                            "unix seconds, milliseconds, microseconds or nanoseconds, RFC 3339 or YYYY-MM-DD HH:MM:SS",
                     }
                 })?;
                 *format.insert(f)

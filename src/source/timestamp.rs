@@ -12,6 +12,10 @@ pub enum TimestampFormat {
     UnixSeconds,
     /// Milliseconds since the epoch (`1424986973000`).
     UnixMillis,
+    /// Microseconds since the epoch (`1424986973000000`), truncated to milliseconds.
+    UnixMicros,
+    /// Nanoseconds since the epoch (`1424986973000000000`), truncated to milliseconds.
+    UnixNanos,
     /// RFC 3339 with a zone (`2015-02-26T21:42:53Z`, `...+01:00`).
     Rfc3339,
     /// `YYYY-MM-DD HH:MM:SS` (or with a `T`), optionally fractional, read as UTC.
@@ -21,6 +25,10 @@ pub enum TimestampFormat {
 /// Integers at or above this are read as milliseconds: as seconds they would be past the
 /// year 5000, as milliseconds they are after March 1973.
 const MILLIS_THRESHOLD: f64 = 1e11;
+/// The same step from milliseconds to microseconds (as milliseconds, past the year 5138).
+const MICROS_THRESHOLD: f64 = 1e14;
+/// And from microseconds to nanoseconds.
+const NANOS_THRESHOLD: f64 = 1e17;
 
 impl TimestampFormat {
     /// Recognises the format of one timestamp, or `None` if it is none of the above.
@@ -30,10 +38,15 @@ impl TimestampFormat {
             if !n.is_finite() {
                 return None;
             }
-            return Some(if n.abs() >= MILLIS_THRESHOLD && !text.contains('.') {
-                Self::UnixMillis
-            } else {
+            let a = n.abs();
+            return Some(if text.contains('.') || a < MILLIS_THRESHOLD {
                 Self::UnixSeconds
+            } else if a < MICROS_THRESHOLD {
+                Self::UnixMillis
+            } else if a < NANOS_THRESHOLD {
+                Self::UnixMicros
+            } else {
+                Self::UnixNanos
             });
         }
         [Self::Rfc3339, Self::NaiveUtc]
@@ -51,6 +64,8 @@ impl TimestampFormat {
                 (ms.is_finite() && ms.abs() < 9e15).then_some(ms as Millis)
             }
             Self::UnixMillis => text.parse().ok(),
+            Self::UnixMicros => text.parse::<i64>().ok().map(|us| us.div_euclid(1_000)),
+            Self::UnixNanos => text.parse::<i64>().ok().map(|ns| ns.div_euclid(1_000_000)),
             Self::Rfc3339 => DateTime::parse_from_rfc3339(text)
                 .ok()
                 .map(|dt| dt.timestamp_millis()),
@@ -66,6 +81,8 @@ impl TimestampFormat {
         match self {
             Self::UnixSeconds => "unix seconds",
             Self::UnixMillis => "unix milliseconds",
+            Self::UnixMicros => "unix microseconds",
+            Self::UnixNanos => "unix nanoseconds",
             Self::Rfc3339 => "RFC 3339 (2015-02-26T21:42:53Z)",
             Self::NaiveUtc => "YYYY-MM-DD HH:MM:SS (UTC)",
         }
@@ -76,6 +93,29 @@ impl TimestampFormat {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn micro_and_nanosecond_timestamps_are_read_as_such() {
+        let ms = 1_424_986_973_123;
+        for (text, format) in [
+            ("1424986973", TimestampFormat::UnixSeconds),
+            ("1424986973123", TimestampFormat::UnixMillis),
+            ("1424986973123456", TimestampFormat::UnixMicros),
+            ("1424986973123456789", TimestampFormat::UnixNanos),
+        ] {
+            assert_eq!(TimestampFormat::detect(text), Some(format), "{text}");
+            let parsed = format.parse(text).unwrap();
+            assert_eq!(parsed / 1000, ms / 1000, "{text}: {parsed}");
+        }
+        assert_eq!(
+            TimestampFormat::UnixMicros.parse("1424986973123456"),
+            Some(ms)
+        );
+        assert_eq!(
+            TimestampFormat::UnixNanos.parse("1424986973123456789"),
+            Some(ms)
+        );
+    }
 
     #[test]
     fn detects_and_parses_every_format() {
