@@ -271,3 +271,46 @@ fn an_answer_that_is_not_json_is_retried_and_a_zero_timeout_refused() {
         "refused before any request"
     );
 }
+
+#[test]
+fn samples_aligned_to_the_step_rather_than_the_start_land_on_the_grid() {
+    use std::io::{Read, Write};
+    // As VictoriaMetrics answers by default: a range starting 17 s past a minute comes back
+    // at whole minutes. Each sample belongs to the first grid point at or after its time.
+    let step = 60;
+    let start = 1_700_000_017_i64;
+    let aligned = start - start.rem_euclid(step);
+    let values: Vec<String> = (0..=11)
+        .map(|k| format!("[{},\"{k}\"]", aligned + k * step))
+        .collect();
+    let body = format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"job":"api"}},"values":[{}]}}]}}}}"#,
+        values.join(",")
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let q = RangeQuery {
+        url,
+        query: "up".into(),
+        start: start * 1000,
+        end: (start + 10 * step) * 1000,
+        step: step * 1000,
+    };
+    let series = query_range_blocking(&q, &quick(0)).expect("an aligned answer is read");
+    assert_eq!(series.len(), 1);
+    let s = &series[0];
+    assert_eq!(s.start(), start * 1000);
+    assert_eq!(s.values(), (0..=10).map(f64::from).collect::<Vec<_>>());
+}

@@ -274,9 +274,18 @@ pub async fn query_range_on(
         .map(|(labels, points)| {
             let mut values = vec![f64::NAN; len];
             for (t, v) in points {
+                // Prometheus answers at start + k·step exactly; servers that align the range to
+                // multiples of the step instead (VictoriaMetrics does by default) answer between
+                // those points. A sample goes to the first grid point at or after its time, so no
+                // point holds a value from after its own time, and none is dropped.
                 let offset = t - query.start;
-                if offset >= 0 && offset % query.step == 0 {
-                    if let Some(slot) = values.get_mut((offset / query.step) as usize) {
+                if offset > -query.step {
+                    let k = if offset <= 0 {
+                        0
+                    } else {
+                        (offset + query.step - 1) / query.step
+                    };
+                    if let Some(slot) = values.get_mut(k as usize) {
                         // ±Inf (e.g. a PromQL division by zero) carries no load information:
                         // it is kept as a missing sample, like a scrape that did not happen.
                         *slot = if v.is_finite() { v } else { f64::NAN };
