@@ -364,3 +364,27 @@ fn guesses_are_refused_ambiguous_columns_zero_samples_nan_learning_rates() {
     );
     assert!(!dir.path().join("net").exists(), "nothing written");
 }
+
+#[test]
+fn network_shapes_that_would_hang_or_exhaust_memory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value, needle) in [
+        ("--patch", "0", "is not a positive multiple of patch 0"),
+        (
+            "--hidden",
+            "100000000",
+            "hidden units 100000000 is over the limit of 4096",
+        ),
+        ("--layers", "50", "layers 50 is over the limit of 8"),
+    ] {
+        refused(
+            prescale()
+                .args(["train", flag, value, "--output"])
+                .arg(dir.path().join("net"))
+                .arg("--input")
+                .arg(dataset("nyc_taxi.csv")),
+            &[needle],
+        );
+    }
+    assert!(!dir.path().join("net").exists(), "nothing written");
+}

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use features::{quantile_at, Scaling};
-pub use network::{Config, Network, Shape, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE};
+pub use network::{limits, Config, Network, Shape, TrainingRecord, CONFIG_FILE, WEIGHTS_FILE};
 pub use train::{train, EpochReport, TrainSettings, DEFAULT_QUANTILES};
 
 use super::{Fitted, Model, ModelError};

@@ -46,6 +46,74 @@ pub struct Shape {
     pub calendar: bool,
 }
 
+/// The largest network built or read: bounds on each dimension and on the weights in all.
+/// The bundled networks are far below them; a typo (`--hidden 100000000`) or a hostile model
+/// file is refused before any weight is allocated.
+pub mod limits {
+    /// Hidden units per layer.
+    pub const HIDDEN: usize = 4096;
+    /// Stacked layers.
+    pub const LAYERS: usize = 8;
+    /// Steps read or predicted.
+    pub const STEPS: usize = 100_000;
+    /// Quantile outputs.
+    pub const QUANTILES: usize = 99;
+    /// Weights in all (200 MB of f32).
+    pub const PARAMETERS: usize = 50_000_000;
+}
+
+impl Shape {
+    /// Checks that the numbers fit together and stay within [`limits`]; the quantiles must
+    /// ascend inside (0, 1) (a network's config also needs 0.5 among them).
+    pub fn check(&self) -> Result<(), String> {
+        if self.patch == 0 || self.input_steps == 0 || !self.input_steps.is_multiple_of(self.patch)
+        {
+            return Err(format!(
+                "input_steps {} is not a positive multiple of patch {}",
+                self.input_steps, self.patch
+            ));
+        }
+        if self.horizon == 0 || self.hidden == 0 || self.layers == 0 {
+            return Err("horizon, hidden and layers must be positive".into());
+        }
+        for (what, value, most) in [
+            ("hidden units", self.hidden, limits::HIDDEN),
+            ("layers", self.layers, limits::LAYERS),
+            ("input steps", self.input_steps, limits::STEPS),
+            ("horizon", self.horizon, limits::STEPS),
+            ("quantiles", self.quantiles.len(), limits::QUANTILES),
+        ] {
+            if value > most {
+                return Err(format!("{what} {value} is over the limit of {most}"));
+            }
+        }
+        let ascending = self.quantiles.windows(2).all(|w| w[0] < w[1]);
+        let inside = self.quantiles.iter().all(|q| *q > 0.0 && *q < 1.0);
+        if !ascending || !inside {
+            return Err(format!(
+                "quantiles {:?} must ascend strictly inside (0, 1)",
+                self.quantiles
+            ));
+        }
+        // Within the bounds above the count fits in a usize; the total is what is allocated.
+        let (h, q, features) = (
+            self.hidden,
+            self.quantiles.len() + 1,
+            self.patch + CALENDAR_FEATURES,
+        );
+        let parameters = self.layers * (4 * h * (features.max(h) + h + 2))
+            + (self.horizon * q) * (h + 1)
+            + self.horizon * (self.input_steps + 1);
+        if parameters > limits::PARAMETERS {
+            return Err(format!(
+                "about {parameters} weights, over the limit of {}: make the network smaller",
+                limits::PARAMETERS
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The shape of a network and what it was trained on: everything needed to rebuild it
 /// around its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,27 +187,13 @@ impl Config {
                 self.version
             ));
         }
-        if self.shape.patch == 0
-            || self.shape.input_steps == 0
-            || !self.shape.input_steps.is_multiple_of(self.shape.patch)
-        {
-            return Err(format!(
-                "input_steps {} is not a positive multiple of patch {}",
-                self.shape.input_steps, self.shape.patch
-            ));
+        self.shape.check()?;
+        if self.step <= 0 {
+            return Err(format!("step must be positive, got {} ms", self.step));
         }
-        if self.shape.horizon == 0
-            || self.shape.hidden == 0
-            || self.shape.layers == 0
-            || self.step <= 0
-        {
-            return Err("horizon, hidden, layers and step must be positive".into());
-        }
-        let ascending = self.shape.quantiles.windows(2).all(|w| w[0] < w[1]);
-        let inside = self.shape.quantiles.iter().all(|q| *q > 0.0 && *q < 1.0);
-        if !ascending || !inside || !self.shape.quantiles.contains(&0.5) {
+        if !self.shape.quantiles.contains(&0.5) {
             return Err(format!(
-                "quantiles {:?} must ascend strictly inside (0, 1) and include 0.5",
+                "quantiles {:?} must include 0.5",
                 self.shape.quantiles
             ));
         }

@@ -203,6 +203,8 @@ fn check_inputs(series: &[Series], settings: &TrainSettings) -> Result<Millis, L
             series: other.labels().to_string(),
         });
     }
+    // Before any window is cut: a zero patch made the window search loop forever.
+    settings.shape.check().map_err(LstmError::Config)?;
     if settings.batch == 0
         || settings.max_epochs == 0
         || settings.validation_steps < settings.shape.horizon
