@@ -388,3 +388,26 @@ fn network_shapes_that_would_hang_or_exhaust_memory_are_refused() {
     }
     assert!(!dir.path().join("net").exists(), "nothing written");
 }
+
+#[test]
+fn a_configuration_nested_to_burn_the_parser_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.yaml");
+    // 8 MiB of flow nesting: the YAML scanner alone would take hours on it.
+    write(
+        &deep,
+        &format!("workloads: {}{}", "[".repeat(4 << 20), "]".repeat(4 << 20)),
+    );
+    refused(
+        prescale().args(["serve", "--check", "--config"]).arg(&deep),
+        &["nested more than 64 levels deep"],
+    );
+    refused(
+        prescale()
+            .args(["simulate", "--config"])
+            .arg(&deep)
+            .arg("--input")
+            .arg(dataset("nyc_taxi.csv")),
+        &["nested more than 64 levels deep"],
+    );
+}

@@ -156,6 +156,7 @@ impl ServeConfig {
     /// front-proxy CA, metric files) are checked here or belong to another machine (a pod
     /// the configuration is rendered for).
     pub fn parse(text: &str, overrides: &Overrides, files: FilesAt) -> Result<Self, ConfigError> {
+        crate::scale::config::check_nesting(text)?;
         let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError {
             problems: vec![format!("not valid YAML: {e}")],
         })?;
