@@ -378,7 +378,14 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        // Regressions are kept beside this file (`kalman.proptest-regressions`), not in a
+        // top-level folder.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+            )),
+            ..proptest::prelude::ProptestConfig::with_cases(64)
+        })]
 
         /// Any stationary, invertible ARMA up to order (3, 3), with partial autocorrelations
         /// up to ±0.987. Near the unit circle the Toeplitz reference itself loses digits to
