@@ -269,21 +269,7 @@ impl Forecasts {
                 let mean: Vec<f64> = (r + 1..r + 1 + horizon)
                     .map(|j| rate.get(j).copied().unwrap_or(f64::NAN))
                     .collect();
-                let intervals = levels
-                    .iter()
-                    .map(|&level| crate::forecast::Interval {
-                        level,
-                        lower: mean.clone(),
-                        upper: mean.clone(),
-                    })
-                    .collect();
-                let f = Forecast {
-                    start: trace.timestamp(r) + trace.step(),
-                    step: trace.step(),
-                    mean,
-                    intervals,
-                    components: vec![],
-                };
+                let f = known_path(trace, r, mean, &levels);
                 // No anchoring to the last observation: the level is already known.
                 if f.mean.first().is_some_and(|v| v.is_finite()) {
                     Ok((f, 0.0))
@@ -329,21 +315,7 @@ impl Forecasts {
                         "no observed value to start from",
                     ));
                 }
-                let intervals = levels
-                    .iter()
-                    .map(|&level| crate::forecast::Interval {
-                        level,
-                        lower: mean.clone(),
-                        upper: mean.clone(),
-                    })
-                    .collect();
-                let f = Forecast {
-                    start: trace.timestamp(r) + trace.step(),
-                    step: trace.step(),
-                    mean,
-                    intervals,
-                    components: vec![],
-                };
+                let f = known_path(trace, r, mean, &levels);
                 // Nothing to anchor: the values are already the truth.
                 Ok((f, 0.0))
             })
@@ -727,6 +699,26 @@ fn run(
         steps: scored,
     };
     (outcome, path)
+}
+
+/// A forecast from origin `r` that is a known path: `mean`, with zero-width intervals at
+/// every level (the references the replay compares policies with know their values).
+fn known_path(trace: &Series, r: usize, mean: Vec<f64>, levels: &[f64]) -> Forecast {
+    let intervals = levels
+        .iter()
+        .map(|&level| crate::forecast::Interval {
+            level,
+            lower: mean.clone(),
+            upper: mean.clone(),
+        })
+        .collect();
+    Forecast {
+        start: trace.timestamp(r) + trace.step(),
+        step: trace.step(),
+        mean,
+        intervals,
+        components: vec![],
+    }
 }
 
 #[cfg(test)]
