@@ -103,8 +103,18 @@ fn grids_too_large_to_allocate_are_refused_before_allocating() {
     for i in 0..200 {
         text.push_str(&format!("{},{}\n", 1_420_070_400 + i * 300, 100 + i % 7));
     }
+    let seconds = text.clone();
     text.push_str("1420130400000,5\n");
     write(&mixed, &text);
+    // Read as seconds, it is in the year 46,970: the row is named.
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "4", "--input"])
+            .arg(&mixed),
+        &["line 202", "unix seconds in the years 1 to 9999"],
+    );
+    // One timestamp with two digits too many (the year 6470) stretches the grid past the limit.
+    write(&mixed, &format!("{seconds}142013040000,5\n"));
     refused(
         prescale()
             .args(["forecast", "--horizon", "4", "--input"])
@@ -162,18 +172,31 @@ fn horizons_past_the_limit_or_the_calendar_are_refused() {
 #[test]
 fn extreme_values_give_finite_forecasts_or_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let extreme = dir.path().join("extreme.csv");
-    let mut text = String::from("timestamp,value\n");
-    for i in 0..400 {
-        let v = if i == 350 {
-            1e308
-        } else {
-            100.0 + (i % 24) as f64
-        };
-        text.push_str(&format!("{},{v:e}\n", 1_420_070_400 + i * 3600));
-    }
-    write(&extreme, &text);
-    for model in ["naive", "seasonal-naive", "ets", "theta", "arima"] {
+    let spiked = |name: &str, spike: f64| {
+        let path = dir.path().join(name);
+        let mut text = String::from("timestamp,value\n");
+        for i in 0..400 {
+            let v = if i == 350 {
+                spike
+            } else {
+                100.0 + (i % 24) as f64
+            };
+            text.push_str(&format!("{},{v:e}\n", 1_420_070_400 + i * 3600));
+        }
+        write(&path, &text);
+        path
+    };
+    // Beyond the magnitude models compute with: refused at reading, with its line.
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "24", "--model", "ets", "--input"])
+            .arg(spiked("overflowing.csv", 1e308)),
+        &["line 352", "1e308", "beyond ±1e150"],
+    );
+    // At the limit: every model forecasts finite numbers with intervals that stay open (a
+    // spike of 1e308 once collapsed ETS's intervals to zero width around a mean of 101).
+    let extreme = spiked("extreme.csv", 1e150);
+    for model in ["naive", "seasonal-naive", "ets", "mstl", "theta", "arima"] {
         let out = prescale()
             .args(["forecast", "--horizon", "24", "--model", model, "--input"])
             .arg(&extreme)
@@ -184,12 +207,18 @@ fn extreme_values_give_finite_forecasts_or_a_clear_error() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{model}: {stderr}");
         if out.status.success() {
-            // Every number printed is finite.
             for line in stdout.lines().skip(1) {
-                for cell in line.split(',').skip(1) {
-                    let v: f64 = cell.parse().unwrap_or_else(|_| panic!("{model}: {cell:?}"));
-                    assert!(v.is_finite(), "{model} printed {v} in {line}");
-                }
+                let cells: Vec<f64> = line
+                    .split(',')
+                    .skip(1)
+                    .map(|cell| cell.parse().unwrap_or_else(|_| panic!("{model}: {cell:?}")))
+                    .collect();
+                assert!(
+                    cells.iter().all(|v| v.is_finite()),
+                    "{model} printed {line}"
+                );
+                // mean, lower_80, upper_80, lower_95, upper_95
+                assert!(cells[4] > cells[0], "{model}: a closed interval in {line}");
             }
         } else {
             assert!(
@@ -352,7 +381,7 @@ fn guesses_are_refused_ambiguous_columns_zero_samples_nan_learning_rates() {
                 "--input",
             ])
             .arg(dataset("nyc_taxi.csv")),
-        &["samples must be at least 1"],
+        &["samples must be 1 to 100000"],
     );
     refused(
         prescale()
@@ -409,5 +438,153 @@ fn a_configuration_nested_to_burn_the_parser_is_refused_at_once() {
             .arg("--input")
             .arg(dataset("nyc_taxi.csv")),
         &["nested more than 64 levels deep"],
+    );
+}
+
+#[test]
+fn timestamps_read_in_the_unit_given_and_never_merged_below_a_millisecond() {
+    let dir = tempfile::tempdir().unwrap();
+    // Milliseconds at a 250 ms step: read, forecast, and printed to the millisecond.
+    let fast = dir.path().join("fast.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..200 {
+        text.push_str(&format!(
+            "{},{}\n",
+            1_700_000_000_000i64 + 250 * i,
+            10 + i % 7
+        ));
+    }
+    write(&fast, &text);
+    let out = prescale()
+        .args(["forecast", "--horizon", "2", "--model", "naive", "--input"])
+        .arg(&fast)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let times: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        ["2023-11-14T22:14:10.000Z", "2023-11-14T22:14:10.250Z"]
+    );
+    // The same numbers said to be seconds are in the year 55,000: refused with the unit named.
+    refused(
+        prescale()
+            .args([
+                "forecast",
+                "--horizon",
+                "2",
+                "--model",
+                "naive",
+                "--time-unit",
+                "s",
+                "--input",
+            ])
+            .arg(&fast),
+        &["line 2", "unix seconds in the years 1 to 9999"],
+    );
+    // Microseconds 100 µs apart would become one millisecond: refused, not merged.
+    let finer = dir.path().join("finer.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..20 {
+        text.push_str(&format!("{},{i}\n", 1_700_000_000_000_000i64 + 100 * i));
+    }
+    write(&finer, &text);
+    refused(
+        prescale()
+            .args(["forecast", "--horizon", "2", "--model", "naive", "--input"])
+            .arg(&finer),
+        &["lines 2 and 3", "less than a millisecond apart"],
+    );
+    // Seconds given as such even where their magnitude would say milliseconds.
+    let forced = dir.path().join("forced.csv");
+    write(
+        &forced,
+        "timestamp,value\n100000000000,1\n100000000060,2\n100000000120,3\n100000000180,4\n",
+    );
+    let out = prescale()
+        .args([
+            "forecast",
+            "--horizon",
+            "1",
+            "--model",
+            "naive",
+            "--time-unit",
+            "s",
+            "--input",
+        ])
+        .arg(&forced)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5138-11-16T09:50:40Z"));
+}
+
+#[test]
+fn model_files_with_orders_or_sizes_beyond_the_limits_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = |model: &str| {
+        let path = dir.path().join(format!("{model}.json"));
+        let out = prescale()
+            .args([
+                "forecast",
+                "--horizon",
+                "2",
+                "--model",
+                model,
+                "--save-model",
+            ])
+            .arg(&path)
+            .arg("--input")
+            .arg(dataset("nyc_taxi.csv"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        (path, json)
+    };
+    let forecast_from = |path: &Path| {
+        let mut cmd = prescale();
+        cmd.args(["forecast", "--horizon", "2", "--model-file"])
+            .arg(path);
+        cmd
+    };
+    // An ARIMA whose seasonal period asks for a 100,001-dimensional state (80 GB).
+    let (path, mut json) = saved("arima");
+    json["state"]["spec"]["m"] = 100_000.into();
+    json["state"]["spec"]["sp"] = 1.into();
+    std::fs::write(&path, json.to_string()).unwrap();
+    refused(
+        &mut forecast_from(&path),
+        &["dimensions, over the limit of 400"],
+    );
+    // A Prophet asking for four billion changepoints and as many simulated paths.
+    let (path, mut json) = saved("prophet");
+    json["state"]["settings"]["changepoints"] = 4_000_000_000u64.into();
+    json["state"]["settings"]["samples"] = 4_000_000_000u64.into();
+    std::fs::write(&path, json.to_string()).unwrap();
+    refused(
+        &mut forecast_from(&path),
+        &[
+            "changepoints must be at most 1000",
+            "samples must be 1 to 100000",
+        ],
     );
 }

@@ -88,6 +88,7 @@ fn chosen_columns_missing_cells_and_irregular_rows() {
         columns: source::ColumnSpec {
             time: Some("when".into()),
             value: Some("rps".into()),
+            time_unit: None,
         },
         ..LoadOptions::default()
     };
@@ -224,6 +225,7 @@ fn bad_files_fail_with_the_line_named() {
         columns: source::ColumnSpec {
             time: None,
             value: Some("rps".into()),
+            time_unit: None,
         },
         ..LoadOptions::default()
     };

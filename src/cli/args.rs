@@ -36,6 +36,10 @@ pub(super) struct InputArgs {
     #[arg(long, value_name = "NAME")]
     value_column: Option<String>,
 
+    /// Unit of numeric timestamps (s, ms, us or ns) [default: read from their magnitude].
+    #[arg(long, value_name = "UNIT")]
+    time_unit: Option<crate::source::timestamp::TimeUnit>,
+
     /// Base URL of a Prometheus server, e.g. http://127.0.0.1:9090.
     #[arg(long, value_name = "URL", requires_all = ["query", "start", "end", "step"])]
     pub(super) prometheus: Option<String>,
@@ -122,6 +126,7 @@ impl InputArgs {
             columns: ColumnSpec {
                 time: self.time_column.clone(),
                 value: self.value_column.clone(),
+                time_unit: self.time_unit,
             },
             step: self.step.map(to_millis),
             aggregation,

@@ -123,13 +123,19 @@ impl FittedModel {
                 source,
             },
         )?;
+        Self::from_json(&text, path)
+    }
+
+    /// Reads a fitted model from the text of a model file; `path` only names it in errors.
+    /// Every field is checked as [`FittedModel::load`] checks a file's.
+    pub fn from_json(text: &str, path: &Path) -> Result<FittedModel, ModelFileError> {
         let corrupt = |e: serde_json::Error| ModelFileError::Corrupt {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
         // Check the tag and version before the full shape, so an old or foreign file gets the
         // error that says so rather than a missing-field message.
-        let raw: serde_json::Value = serde_json::from_str(&text).map_err(corrupt)?;
+        let raw: serde_json::Value = serde_json::from_str(text).map_err(corrupt)?;
         let found = raw.get("format").and_then(|f| f.as_str()).unwrap_or("");
         if found != FORMAT {
             return Err(ModelFileError::NotAModel {

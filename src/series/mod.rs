@@ -54,6 +54,16 @@ pub enum SeriesError {
         /// The value.
         value: f64,
     },
+    /// A value's magnitude is above [`MAX_ABS_VALUE`].
+    #[error("value {value:e} at {timestamp} is beyond ±{max:e}, the largest magnitude the models compute with without overflowing (sample {}); check the unit of the column", index + 1, max = MAX_ABS_VALUE)]
+    TooLarge {
+        /// Position of the offending sample.
+        index: usize,
+        /// Its timestamp, formatted.
+        timestamp: String,
+        /// The value.
+        value: f64,
+    },
     /// Timestamps and values differ in length.
     #[error("{timestamps} timestamps but {values} values")]
     LengthMismatch {
@@ -111,6 +121,7 @@ impl SeriesError {
             Self::Duplicate { index, .. }
             | Self::NotIncreasing { index, .. }
             | Self::NonFinite { index, .. }
+            | Self::TooLarge { index, .. }
             | Self::Irregular { index, .. }
             | Self::Overflow { index, .. } => Some(*index),
             Self::LengthMismatch { .. }
@@ -119,6 +130,40 @@ impl SeriesError {
             | Self::TooManyPoints { .. } => None,
         }
     }
+}
+
+/// The largest magnitude a value may have: 1e150. Models square and sum values (variances,
+/// least squares, Kalman covariances); below this bound the sum of the squares of
+/// [`MAX_POINTS`] values is still finite, so a fit either works or fails for a reason of its
+/// own, never because a spike of 1e308 overflowed into an infinite variance or a zero-width
+/// interval. Real load is many orders of magnitude smaller.
+pub const MAX_ABS_VALUE: f64 = 1e150;
+
+/// The first value that is infinite or beyond [`MAX_ABS_VALUE`], as the error that says so.
+pub(crate) fn check_values(
+    values: &[f64],
+    timestamp_of: impl Fn(usize) -> Millis,
+) -> Result<(), SeriesError> {
+    let Some(index) = values
+        .iter()
+        .position(|v| v.is_infinite() || v.abs() > MAX_ABS_VALUE)
+    else {
+        return Ok(());
+    };
+    let (value, timestamp) = (values[index], format_millis(timestamp_of(index)));
+    Err(if value.is_infinite() {
+        SeriesError::NonFinite {
+            index,
+            timestamp,
+            value,
+        }
+    } else {
+        SeriesError::TooLarge {
+            index,
+            timestamp,
+            value,
+        }
+    })
 }
 
 /// The most points a series grid may hold: 50 million (400 MB of values), years of
@@ -178,13 +223,9 @@ impl Series {
         if step <= 0 {
             return Err(SeriesError::InvalidStep(step));
         }
-        if let Some(index) = values.iter().position(|v| v.is_infinite()) {
-            return Err(SeriesError::NonFinite {
-                index,
-                timestamp: format_millis(start + index as Millis * step),
-                value: values[index],
-            });
-        }
+        check_values(&values, |i| {
+            start.saturating_add((i as Millis).saturating_mul(step))
+        })?;
         Ok(Self {
             labels,
             start,
@@ -354,6 +395,32 @@ mod tests {
         let err = Series::from_samples(&samples(&[0, 10, 20, 25, 30, 40], &[0.0; 6])).unwrap_err();
         assert!(
             matches!(err, SeriesError::Irregular { index: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_beyond_the_magnitude_limit_are_refused_with_their_place() {
+        let ok = Series::new(
+            Labels::default(),
+            0,
+            1000,
+            vec![1.0, -MAX_ABS_VALUE, f64::NAN],
+        );
+        assert!(ok.is_ok());
+        let err = Series::new(Labels::default(), 0, 1000, vec![1.0, 2.0, 1e308]).unwrap_err();
+        assert!(
+            matches!(err, SeriesError::TooLarge { index: 2, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("1e308") && text.contains("1e150") && text.contains("sample 3"),
+            "{text}"
+        );
+        let err = Samples::new(Labels::default(), vec![0, 10], vec![-1e200, 1.0]).unwrap_err();
+        assert!(
+            matches!(err, SeriesError::TooLarge { index: 0, .. }),
             "{err}"
         );
     }

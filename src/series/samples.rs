@@ -145,13 +145,7 @@ impl Samples {
                 });
             }
         }
-        if let Some(index) = values.iter().position(|v| v.is_infinite()) {
-            return Err(SeriesError::NonFinite {
-                index,
-                timestamp: format_millis(timestamps[index]),
-                value: values[index],
-            });
-        }
+        super::check_values(&values, |i| timestamps[i])?;
         Ok(Self {
             labels,
             timestamps,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::series::{Duplicates, Labels, Millis, Samples};
 
-use super::timestamp::TimestampFormat;
+use super::timestamp::{SubMillisecondGuard, TimestampFormat};
 use super::{file_stem, ColumnSpec, SourceError};
 
 /// Reads one series from a CSV file such as `timestamp,value` or `ts,value`.
@@ -20,10 +20,34 @@ pub fn read_samples(
     columns: &ColumnSpec,
     duplicates: Duplicates,
 ) -> Result<Samples, SourceError> {
+    let file = std::fs::File::open(path).map_err(|source| SourceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_samples(std::io::BufReader::new(file), path, columns, duplicates)
+}
+
+/// Reads one series from CSV text already open as `input`, as [`read_samples`] does for a file;
+/// `path` names the series and appears in every error.
+///
+/// ```
+/// use prescale::series::Duplicates;
+/// use prescale::source::{csv::parse_samples, ColumnSpec};
+///
+/// let text = "timestamp,value\n1700000000,1.5\n1700000060,2\n";
+/// let samples = parse_samples(text.as_bytes(), "load.csv".as_ref(), &ColumnSpec::default(), Duplicates::Refuse)?;
+/// assert_eq!(samples.len(), 2);
+/// # Ok::<(), prescale::source::SourceError>(())
+/// ```
+pub fn parse_samples(
+    input: impl std::io::Read,
+    path: &Path,
+    columns: &ColumnSpec,
+    duplicates: Duplicates,
+) -> Result<Samples, SourceError> {
     let mut reader = ::csv::ReaderBuilder::new()
         .trim(::csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| SourceError::from_csv(path, e))?;
+        .from_reader(input);
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| SourceError::from_csv(path, e))?
@@ -38,6 +62,7 @@ pub fn read_samples(
     let (time_col, value_col) = columns.resolve(path, &header)?;
 
     let mut format: Option<TimestampFormat> = None;
+    let mut sub_millisecond = SubMillisecondGuard::default();
     let mut timestamps: Vec<Millis> = Vec::new();
     let mut values = Vec::new();
     let mut lines = Vec::new();
@@ -49,7 +74,7 @@ pub fn read_samples(
         let fmt = match format {
             Some(f) => f,
             None => {
-                let f = TimestampFormat::detect(time_text).ok_or_else(|| {
+                let f = columns.time_format(time_text).ok_or_else(|| {
                     SourceError::BadTimestamp {
                         path: path.to_path_buf(),
                         line,
@@ -69,6 +94,7 @@ pub fn read_samples(
                 text: time_text.to_string(),
                 expected: fmt.describe(),
             })?;
+        sub_millisecond.check(path, fmt, t, time_text, line)?;
         let value = parse_value(field(value_col)).ok_or_else(|| SourceError::BadValue {
             path: path.to_path_buf(),
             line,

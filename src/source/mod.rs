@@ -72,6 +72,20 @@ pub enum SourceError {
         /// What was expected.
         expected: &'static str,
     },
+    /// Two timestamps less than a millisecond apart, which the millisecond grid would merge.
+    #[error("{} lines {first_line} and {line}: timestamps {first:?} and {text:?} are less than a millisecond apart; prescale's grid is in milliseconds: aggregate the data to a step of at least 1 ms", path.display())]
+    SubMillisecond {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (row, for Parquet) of the earlier timestamp.
+        first_line: u64,
+        /// Its text.
+        first: String,
+        /// 1-based line of the later one.
+        line: u64,
+        /// Its text.
+        text: String,
+    },
     /// A value cell is not a number.
     #[error("{} line {line}: value {text:?} in column {column:?} is not a number", path.display())]
     BadValue {
@@ -170,9 +184,20 @@ pub struct ColumnSpec {
     /// Value column; default: `value`, else `y`, else the one column that is not the time (with
     /// more than one such column, an error rather than a guess).
     pub value: Option<String>,
+    /// The unit of numeric timestamps; default: read from their magnitude (see
+    /// [`TimestampFormat::detect`](timestamp::TimestampFormat::detect)).
+    pub time_unit: Option<timestamp::TimeUnit>,
 }
 
 impl ColumnSpec {
+    /// The format of the timestamp column, from its first cell: the given unit, or detected.
+    fn time_format(&self, first: &str) -> Option<timestamp::TimestampFormat> {
+        match self.time_unit {
+            Some(unit) => Some(timestamp::TimestampFormat::of_unit(unit)),
+            None => timestamp::TimestampFormat::detect(first),
+        }
+    }
+
     /// Finds the (time, value) column indices in a header.
     fn resolve(&self, path: &Path, header: &[String]) -> Result<(usize, usize), SourceError> {
         let find = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));

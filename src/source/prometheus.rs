@@ -243,25 +243,62 @@ pub async fn query_range_on(
             Ok(result)
         })
         .await?;
-        let data = matrix.data();
-        let Some(vectors) = data.as_matrix() else {
-            return Err(PrometheusError::NotAMatrix {
-                query: query.query.clone(),
-                kind: result_kind(data).into(),
-            });
-        };
-        for vector in vectors {
-            let points = joined
-                .entry(Labels::from_prometheus(vector.metric()))
-                .or_default();
-            points.extend(
-                vector
-                    .samples()
-                    .iter()
-                    .map(|s| ((s.timestamp() * 1000.0).round() as Millis, s.value())),
-            );
-        }
+        collect_matrix(query, matrix.data(), &mut joined)?;
     }
+    lay_on_grid(query, len, joined)
+}
+
+/// Decodes one `query_range` answer body (`{"status":"success","data":{...}}`) as the client
+/// path does and lays its samples on the query's grid: what the server answered, read as
+/// Prometheus defines it. The client path decodes through `prometheus-http-query`; this entry
+/// takes the body itself, for tests and the fuzz targets of the decoder.
+pub fn decode_range_body(query: &RangeQuery, body: &[u8]) -> Result<Vec<Series>, PrometheusError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: prometheus_http_query::response::PromqlResult,
+    }
+    let len = crate::series::grid_len(query.start, query.end, query.step, false)
+        .map_err(|e| PrometheusError::Invalid(e.to_string()))?;
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        PrometheusError::Invalid(format!("the answer is not a Prometheus result: {e}"))
+    })?;
+    let mut joined = BTreeMap::new();
+    collect_matrix(query, answer.data.data(), &mut joined)?;
+    lay_on_grid(query, len, joined)
+}
+
+/// Adds the samples of one answer (a range vector per label set) to `joined`.
+fn collect_matrix(
+    query: &RangeQuery,
+    data: &prometheus_http_query::response::Data,
+    joined: &mut BTreeMap<Labels, Vec<(Millis, f64)>>,
+) -> Result<(), PrometheusError> {
+    let Some(vectors) = data.as_matrix() else {
+        return Err(PrometheusError::NotAMatrix {
+            query: query.query.clone(),
+            kind: result_kind(data).into(),
+        });
+    };
+    for vector in vectors {
+        let points = joined
+            .entry(Labels::from_prometheus(vector.metric()))
+            .or_default();
+        points.extend(
+            vector
+                .samples()
+                .iter()
+                .map(|s| ((s.timestamp() * 1000.0).round() as Millis, s.value())),
+        );
+    }
+    Ok(())
+}
+
+/// One series per label set, each on the query's grid of `len` points.
+fn lay_on_grid(
+    query: &RangeQuery,
+    len: usize,
+    joined: BTreeMap<Labels, Vec<(Millis, f64)>>,
+) -> Result<Vec<Series>, PrometheusError> {
     if joined.is_empty() {
         return Err(PrometheusError::EmptyResult {
             query: query.query.clone(),
@@ -269,7 +306,7 @@ pub async fn query_range_on(
             end: format_millis(query.end),
         });
     }
-    Ok(joined
+    joined
         .into_iter()
         .map(|(labels, points)| {
             let mut values = vec![f64::NAN; len];
@@ -277,25 +314,34 @@ pub async fn query_range_on(
                 // Prometheus answers at start + k·step exactly; servers that align the range to
                 // multiples of the step instead (VictoriaMetrics does by default) answer between
                 // those points. A sample goes to the first grid point at or after its time, so no
-                // point holds a value from after its own time, and none is dropped.
-                let offset = t - query.start;
-                if offset > -query.step {
-                    let k = if offset <= 0 {
-                        0
-                    } else {
-                        (offset + query.step - 1) / query.step
-                    };
-                    if let Some(slot) = values.get_mut(k as usize) {
-                        // ±Inf (e.g. a PromQL division by zero) carries no load information:
-                        // it is kept as a missing sample, like a scrape that did not happen.
-                        *slot = if v.is_finite() { v } else { f64::NAN };
+                // point holds a value from after its own time, and none is dropped. A time so
+                // far off that the arithmetic would overflow is off the grid.
+                let Some(offset) = t.checked_sub(query.start) else {
+                    continue;
+                };
+                if offset <= -query.step {
+                    continue;
+                }
+                // Both positive here: offset > 0, and the step was checked positive.
+                let k = if offset <= 0 {
+                    0
+                } else {
+                    offset.unsigned_abs().div_ceil(query.step.unsigned_abs())
+                };
+                if let Some(slot) = usize::try_from(k).ok().and_then(|k| values.get_mut(k)) {
+                    // ±Inf (e.g. a PromQL division by zero) carries no load information:
+                    // it is kept as a missing sample, like a scrape that did not happen; so is
+                    // a value beyond the magnitude models compute with.
+                    // Of several samples for one point, the latest number wins.
+                    if v.abs() <= crate::series::MAX_ABS_VALUE {
+                        *slot = v;
                     }
                 }
             }
             Series::new(labels, query.start, query.step, values)
-                .expect("step checked positive and values made finite or NaN")
+                .map_err(|e| PrometheusError::Invalid(e.to_string()))
         })
-        .collect())
+        .collect()
 }
 
 /// Blocking wrapper around [`query_range`] for callers without an async runtime.
@@ -482,6 +528,34 @@ mod tests {
             start,
             end,
             step,
+        }
+    }
+
+    #[test]
+    fn an_answer_body_is_laid_on_the_querys_grid_whatever_its_times_and_values() {
+        let q = query(1_700_000_000_000, 1_700_000_240_000, 60_000);
+        // On the grid, between grid points (as VictoriaMetrics aligns), ±Inf and a value
+        // beyond the magnitude models take (missing), and times far outside the range or
+        // beyond what arithmetic on them can hold (dropped, never a panic).
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"job":"api"},"values":[[1700000000,"1"],[1700000090,"2"],[1700000120,"+Inf"],
+             [1700000180,"1e300"],[1700000240,"5"],[1e300,"7"],[-1e300,"8"],[1700009999,"9"]]}]}}"#;
+        let series = decode_range_body(&q, body).unwrap();
+        assert_eq!(series.len(), 1);
+        let values = series[0].values();
+        assert_eq!(values.len(), 5);
+        assert_eq!(values[0], 1.0);
+        assert!(values[1].is_nan(), "{values:?}");
+        // 90 s is between 60 s and 120 s: the first grid point at or after it; the +Inf
+        // at 120 s is missing and does not overwrite that number.
+        assert_eq!(values[2], 2.0);
+        assert!(values[3].is_nan() && values[4] == 5.0, "{values:?}");
+        for bad in [
+            &b"not json"[..],
+            br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+            br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+        ] {
+            assert!(decode_range_body(&q, bad).is_err());
         }
     }
 

@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use crate::series::{Duplicates, Labels, Millis, Samples};
 
-use super::timestamp::TimestampFormat;
+use super::timestamp::{SubMillisecondGuard, TimestampFormat};
 use super::{file_stem, ColumnSpec, SourceError};
 
 /// A table file format.
@@ -86,11 +86,34 @@ pub fn write_table(df: &mut DataFrame, path: &Path) -> Result<(), SourceError> {
 }
 
 /// Writes a table as CSV to any writer (stdout for the CLI).
+/// Timestamps are written to the second, or to the millisecond when any of them falls between
+/// seconds (a sub-second step), so that no two rows print the same time.
 pub fn write_csv(df: &mut DataFrame, out: impl Write) -> Result<(), PolarsError> {
+    let format = if has_subsecond_times(df)? {
+        "%Y-%m-%dT%H:%M:%S%.3fZ"
+    } else {
+        "%Y-%m-%dT%H:%M:%SZ"
+    };
     CsvWriter::new(out)
         .include_header(true)
-        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%SZ".into()))
+        .with_datetime_format(Some(format.into()))
         .finish(df)
+}
+
+/// Whether any timestamp column holds a time that is not a whole second.
+fn has_subsecond_times(df: &DataFrame) -> Result<bool, PolarsError> {
+    for column in df.columns() {
+        if matches!(
+            column.dtype(),
+            DataType::Datetime(TimeUnit::Milliseconds, _)
+        ) {
+            let millis = column.cast(&DataType::Int64)?;
+            if millis.i64()?.iter().flatten().any(|t| t % 1000 != 0) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Reads a whole table from CSV or Parquet.
@@ -140,7 +163,7 @@ pub fn read_samples(
         .map_err(table_err)?
         .as_materialized_series()
         .clone();
-    let timestamps = timestamps_of(path, &times)?;
+    let timestamps = timestamps_of(path, &times, columns)?;
     let values: Vec<f64> = df
         .column(&names[value_col])
         .and_then(|c| c.cast(&DataType::Float64))
@@ -170,7 +193,11 @@ pub fn read_samples(
     })
 }
 
-fn timestamps_of(path: &Path, column: &Series) -> Result<Vec<Millis>, SourceError> {
+fn timestamps_of(
+    path: &Path,
+    column: &Series,
+    columns: &ColumnSpec,
+) -> Result<Vec<Millis>, SourceError> {
     let bad = |row: usize, text: String, expected: &'static str| SourceError::BadTimestamp {
         path: path.to_path_buf(),
         line: row as u64 + 1,
@@ -183,25 +210,31 @@ fn timestamps_of(path: &Path, column: &Series) -> Result<Vec<Millis>, SourceErro
     };
     match column.dtype() {
         DataType::Datetime(unit, _) => {
-            let per_ms = match unit {
-                TimeUnit::Nanoseconds => 1_000_000,
-                TimeUnit::Microseconds => 1_000,
-                TimeUnit::Milliseconds => 1,
+            let (per_ms, format) = match unit {
+                TimeUnit::Nanoseconds => (1_000_000, TimestampFormat::UnixNanos),
+                TimeUnit::Microseconds => (1_000, TimestampFormat::UnixMicros),
+                TimeUnit::Milliseconds => (1, TimestampFormat::UnixMillis),
             };
             let raw = column.cast(&DataType::Int64).map_err(table_err)?;
+            let mut guard = SubMillisecondGuard::default();
             raw.i64()
                 .map_err(table_err)?
                 .iter()
                 .enumerate()
                 .map(|(row, t)| {
-                    t.map(|t| t.div_euclid(per_ms))
-                        .ok_or_else(|| bad(row, "null".into(), "a timestamp"))
+                    let raw = t.ok_or_else(|| bad(row, "null".into(), "a timestamp"))?;
+                    let t = raw.div_euclid(per_ms);
+                    if per_ms > 1 {
+                        guard.check(path, format, t, &raw.to_string(), row as u64 + 1)?;
+                    }
+                    Ok(t)
                 })
                 .collect()
         }
         DataType::String => {
             let strings = column.str().map_err(table_err)?;
             let mut format = None;
+            let mut guard = SubMillisecondGuard::default();
             strings
                 .iter()
                 .enumerate()
@@ -210,18 +243,23 @@ fn timestamps_of(path: &Path, column: &Series) -> Result<Vec<Millis>, SourceErro
                     let f = match format {
                         Some(f) => f,
                         None => *format.insert(
-                            TimestampFormat::detect(text)
+                            columns
+                                .time_format(text)
                                 .ok_or_else(|| bad(row, text.into(), "a timestamp"))?,
                         ),
                     };
-                    f.parse(text)
-                        .ok_or_else(|| bad(row, text.into(), f.describe()))
+                    let t = f
+                        .parse(text)
+                        .ok_or_else(|| bad(row, text.into(), f.describe()))?;
+                    guard.check(path, f, t, text, row as u64 + 1)?;
+                    Ok(t)
                 })
                 .collect()
         }
         dt if dt.is_integer() || dt.is_float() => {
             let raw = column.cast(&DataType::Float64).map_err(table_err)?;
             let mut format = None;
+            let mut guard = SubMillisecondGuard::default();
             raw.f64()
                 .map_err(table_err)?
                 .iter()
@@ -231,12 +269,16 @@ fn timestamps_of(path: &Path, column: &Series) -> Result<Vec<Millis>, SourceErro
                     let f = match format {
                         Some(f) => f,
                         None => *format.insert(
-                            TimestampFormat::detect(&text)
+                            columns
+                                .time_format(&text)
                                 .ok_or_else(|| bad(row, text.clone(), "a timestamp"))?,
                         ),
                     };
-                    f.parse(&text)
-                        .ok_or_else(|| bad(row, text.clone(), f.describe()))
+                    let t = f
+                        .parse(&text)
+                        .ok_or_else(|| bad(row, text.clone(), f.describe()))?;
+                    guard.check(path, f, t, &text, row as u64 + 1)?;
+                    Ok(t)
                 })
                 .collect()
         }

@@ -55,7 +55,52 @@ impl Spec {
     pub fn n_coef(&self) -> usize {
         self.n_arma() + usize::from(self.has_mean())
     }
+
+    /// Every way this order is outside what is estimated here, checked before anything is
+    /// allocated: `auto.arima`'s bounds (p, q ≤ 5, d ≤ 2, P, Q ≤ 2, D ≤ 1), a period of at
+    /// least 2 when there is a seasonal part, and a state of at most [`MAX_STATE`] dimensions
+    /// (the filter's covariance is that squared; a period of 100,000 would ask for 80 GB).
+    pub fn problems(&self) -> Vec<String> {
+        let Spec {
+            p,
+            d,
+            q,
+            sp,
+            sd,
+            sq,
+            m,
+            ..
+        } = *self;
+        let mut problems = Vec::new();
+        if p > 5 || q > 5 || d > 2 {
+            problems.push(format!(
+                "order [{p}, {d}, {q}]: p and q go up to 5 and d up to 2"
+            ));
+        }
+        if sp > 2 || sq > 2 || sd > 1 {
+            problems.push(format!(
+                "seasonal_order [{sp}, {sd}, {sq}, {m}]: P and Q go up to 2 and D up to 1"
+            ));
+        }
+        if m < 1 || (m < 2 && sp + sd + sq > 0) {
+            problems.push(format!(
+                "seasonal_order [{sp}, {sd}, {sq}, {m}]: the period m must be at least 2 steps"
+            ));
+        }
+        let state = (p.saturating_add(sp.saturating_mul(m)))
+            .max(q.saturating_add(sq.saturating_mul(m)).saturating_add(1));
+        if state > MAX_STATE {
+            problems.push(format!(
+                "order [{p}, {d}, {q}] with seasonal_order [{sp}, {sd}, {sq}, {m}] has a state of {state} dimensions, over the limit of {MAX_STATE}: use a shorter period (a long season is better removed first, as the search does)"
+            ));
+        }
+        problems
+    }
 }
+
+/// The most dimensions an ARIMA state may have (max(p + P·m, q + Q·m + 1)): two seasonal AR
+/// terms of a weekly period at an hourly step (2 × 168) fit, with room.
+pub const MAX_STATE: usize = 400;
 
 /// Coefficients split by role.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -25,7 +25,7 @@ mod polynomial;
 pub use auto::{kpss, seasonal_strength, select, Selection};
 pub use estimate::{
     estimate, inverse_partrans, is_stationary, likelihood_at, partrans, Coefficients, Estimate,
-    EstimateError, Spec,
+    EstimateError, Spec, MAX_STATE,
 };
 pub use kalman::Likelihood;
 
@@ -92,45 +92,31 @@ impl Settings {
     /// The fixed order these settings ask for, if any, checked against `auto.arima`'s
     /// bounds (beyond them a fit is rarely meaningful and slow); every problem is listed.
     pub fn spec(&self) -> Result<Option<Spec>, ModelError> {
-        let mut problems = Vec::new();
-        if let Some([p, d, q]) = self.order {
-            if p > 5 || q > 5 || d > 2 {
-                problems.push(format!(
-                    "order [{p}, {d}, {q}]: p and q go up to 5 and d up to 2"
+        let Some([p, d, q]) = self.order else {
+            if self.seasonal_order.is_some() {
+                return Err(ModelError::settings(
+                    "arima",
+                    "seasonal_order needs order as well",
                 ));
             }
-        }
-        if let Some([sp, sd, sq, m]) = self.seasonal_order {
-            if sp > 2 || sq > 2 || sd > 1 {
-                problems.push(format!(
-                    "seasonal_order [{sp}, {sd}, {sq}, {m}]: P and Q go up to 2 and D up to 1"
-                ));
-            }
-            if m < 2 {
-                problems.push(format!(
-                    "seasonal_order [{sp}, {sd}, {sq}, {m}]: the period m must be at least 2 steps"
-                ));
-            }
-            if self.order.is_none() {
-                problems.push("seasonal_order needs order as well".into());
-            }
-        }
+            return Ok(None);
+        };
+        let [sp, sd, sq, m] = self.seasonal_order.unwrap_or([0, 0, 0, 1]);
+        let spec = Spec {
+            p,
+            d,
+            q,
+            sp,
+            sd,
+            sq,
+            m,
+            mean: d + sd == 0,
+        };
+        let problems = spec.problems();
         if !problems.is_empty() {
             return Err(ModelError::settings("arima", problems.join("; ")));
         }
-        Ok(self.order.map(|[p, d, q]| {
-            let [sp, sd, sq, m] = self.seasonal_order.unwrap_or([0, 0, 0, 1]);
-            Spec {
-                p,
-                d,
-                q,
-                sp,
-                sd,
-                sq,
-                m,
-                mean: d + sd == 0,
-            }
-        }))
+        Ok(Some(spec))
     }
 }
 
@@ -245,6 +231,19 @@ struct FittedArima {
 pub fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_json::Error> {
     use serde::de::Error;
     let state: ArimaState = serde_json::from_value(state)?;
+    let problems = state.spec.problems();
+    if !problems.is_empty() {
+        return Err(serde_json::Error::custom(problems.join("; ")));
+    }
+    if state.coef.ar.len() != state.spec.p
+        || state.coef.ma.len() != state.spec.q
+        || state.coef.sar.len() != state.spec.sp
+        || state.coef.sma.len() != state.spec.sq
+    {
+        return Err(serde_json::Error::custom(
+            "the coefficients do not match the saved order",
+        ));
+    }
     if !state.adjustment.is_valid(state.prepared.values.len()) {
         return Err(serde_json::Error::custom(
             "the seasonal component does not match the data",
@@ -444,6 +443,15 @@ mod tests {
         ] {
             assert!(text.contains(part), "{text}");
         }
+        let huge = Settings {
+            order: Some([1, 0, 0]),
+            seasonal_order: Some([1, 0, 0, 100_000]),
+        };
+        let text = huge.spec().unwrap_err().to_string();
+        assert!(
+            text.contains("100001 dimensions") && text.contains("limit of 400"),
+            "{text}"
+        );
         let orphan = Settings {
             order: None,
             seasonal_order: Some([1, 0, 0, 24]),

@@ -88,6 +88,14 @@ pub enum Mode {
 /// long series asks for hundreds of gigabytes before fitting starts.
 pub const MAX_FOURIER_ORDER: u32 = 100;
 
+/// The most simulated paths behind the intervals: 100,000 (Prophet's default is 1,000); each
+/// costs a pass over the horizon.
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// The most potential changepoints: 1,000 (Prophet's default is 25); each is a column of the
+/// trend's design matrix over the whole history.
+pub const MAX_CHANGEPOINTS: u32 = 1_000;
+
 /// A seasonality with a period the automatic ones do not cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,11 +215,17 @@ impl Settings {
                 problems.push(format!("{name} must be a positive number, got {value}"));
             }
         }
-        if self.samples == 0 {
-            problems.push(
-                "samples must be at least 1: the intervals are quantiles of the simulated paths"
-                    .into(),
-            );
+        if self.samples == 0 || self.samples > MAX_SAMPLES {
+            problems.push(format!(
+                "samples must be 1 to {MAX_SAMPLES} (the intervals are quantiles of the simulated paths), got {}",
+                self.samples
+            ));
+        }
+        if self.changepoints > MAX_CHANGEPOINTS {
+            problems.push(format!(
+                "changepoints must be at most {MAX_CHANGEPOINTS}, got {}",
+                self.changepoints
+            ));
         }
         if !(self.changepoint_range > 0.0 && self.changepoint_range <= 1.0) {
             problems.push(format!(
@@ -302,6 +316,14 @@ struct State {
     /// The MAP objective at `theta`.
     objective: f64,
     iterations: u64,
+    /// False when L-BFGS stopped at its iteration limit before its tolerance (files written
+    /// before this field was kept are taken as converged, as they were then required to be).
+    #[serde(default = "converged_by_default")]
+    converged: bool,
+}
+
+fn converged_by_default() -> bool {
+    true
 }
 
 struct FittedProphet {
@@ -335,7 +357,14 @@ impl Model for Prophet {
             columns: map::column_fingerprints(&recorded.data),
             objective: recorded.report.objective,
             iterations: recorded.report.iterations,
+            converged: recorded.report.converged,
         };
+        if !state.converged {
+            tracing::warn!(
+                iterations = state.iterations,
+                "prophet stopped at its L-BFGS iteration limit before converging; the fit is the best point found"
+            );
+        }
         let fitted = FittedProphet::new(state, model, recorded.data)?;
         Ok(Box::new(fitted))
     }
@@ -733,7 +762,7 @@ impl Fitted for FittedProphet {
         let seasonal = &self.seasonal;
         format!(
             "prophet, {growth} trend, {} changepoints, {} ({}), MAP objective {:.4} after {} \
-             L-BFGS iterations",
+             L-BFGS iterations{}",
             self.data.t_change.len(),
             if seasonal.is_empty() {
                 "no seasonality".to_string()
@@ -745,7 +774,12 @@ impl Fitted for FittedProphet {
                 Mode::Multiplicative => "multiplicative",
             },
             self.state.objective,
-            self.state.iterations
+            self.state.iterations,
+            if self.state.converged {
+                ""
+            } else {
+                " (stopped at the iteration limit before converging)"
+            }
         )
     }
 
@@ -834,6 +868,9 @@ fn components(p: &Predictions) -> Vec<Component> {
 pub(crate) fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_json::Error> {
     use serde::de::Error;
     let state: State = serde_json::from_value(state)?;
+    // A saved model's settings get the checks a configured one gets (Fourier orders,
+    // changepoints, samples), before anything is sized from them.
+    state.settings.validate().map_err(Error::custom)?;
     let (model, recorded) = fit_with(
         &state.settings,
         &state.history,
