@@ -307,3 +307,70 @@ fn the_frontier_sweeps_every_policy_on_the_taxi_trace() {
     // Four other curves at each of six targets.
     assert_eq!(comparison.count(), 6 * 4);
 }
+
+#[test]
+fn frontiers_at_several_start_ups_run_in_parallel_and_match_single_runs() {
+    // The taxi trace's last ten days at two start-ups in one parallel run, and the 5-minute
+    // start-up alone: the parallel run's rows for it are the single run's, plus the column.
+    let run = |startup_flag: (&str, &str)| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = simulate_on(
+            &dataset("nyc_taxi.csv"),
+            dir.path(),
+            &[
+                ("--capacity", "1000"),
+                startup_flag,
+                ("--warmup", "205d"),
+                ("--frontier", ""),
+            ],
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let comparison =
+            std::fs::read_to_string(dir.path().join("frontier-comparison.csv")).unwrap();
+        (String::from_utf8(out.stdout).unwrap(), comparison, stderr)
+    };
+    let (both, both_comparison, stderr) = run(("--startups", "1m,5m"));
+    let (alone, _, _) = run(("--startup", "5m"));
+    let mut lines = both.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "policy,target_or_quantile,replica_hours,underprovisioned_pct,unserved_pct,slo_violation_minutes,trace,startup_s"
+    );
+    let rows: Vec<&str> = lines.collect();
+    let at = |s: &str| -> Vec<String> {
+        rows.iter()
+            .filter_map(|r| r.strip_suffix(&format!(",{s}")).map(str::to_string))
+            .collect()
+    };
+    let (one_minute, five_minutes) = (at("60"), at("300"));
+    assert_eq!(one_minute.len(), 31, "{both}");
+    assert_eq!(one_minute.len() + five_minutes.len(), rows.len());
+    // In the order given: all of 1m, then all of 5m.
+    assert!(rows[..31].iter().all(|r| r.ends_with(",60")), "{both}");
+    assert_eq!(five_minutes, alone.lines().skip(1).collect::<Vec<_>>());
+    // The HPA does not forecast: a longer start-up never leaves it less load unserved.
+    let unserved = |r: &String| r.split(',').nth(4).unwrap().parse::<f64>().unwrap();
+    for (fast, slow) in one_minute
+        .iter()
+        .zip(&five_minutes)
+        .filter(|(r, _)| r.starts_with("reactive,"))
+    {
+        assert!(unserved(fast) <= unserved(slow), "{fast} vs {slow}");
+    }
+    assert!(both_comparison
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",trace,startup_s"));
+    assert!(
+        stderr.contains("2 run(s): 1 trace(s) × 2 start-up(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("nyc_taxi (start-up 60 s): HPA at 70%"),
+        "{stderr}"
+    );
+}

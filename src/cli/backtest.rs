@@ -1,11 +1,9 @@
 //! `prescale backtest`: rolling-origin evaluation of models over many series.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::eval::backtest::{self, Plan, Row as BacktestRow};
@@ -59,7 +57,7 @@ pub(super) fn run(args: BacktestArgs) -> anyhow::Result<()> {
         floor: args.fit.floor,
     };
     let levels = args.fit.levels();
-    let progress = progress_bar(all.len());
+    let progress = super::progress::bar(all.len(), "series");
     let per_series: Vec<anyhow::Result<Vec<BacktestRow>>> = all
         .par_iter()
         .map(|series| {
@@ -103,20 +101,6 @@ pub(super) fn run(args: BacktestArgs) -> anyhow::Result<()> {
         note!("wrote {} row(s) to {}", table.height(), path.display());
     }
     Ok(())
-}
-
-/// A progress bar on stderr when it is a terminal; hidden otherwise (CI logs, pipes).
-fn progress_bar(len: usize) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} series, {elapsed} elapsed, ~{eta} left")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// A number, or `n/a` when there is none (every window failed).

@@ -24,6 +24,7 @@ mod bench;
 mod demo;
 mod deploy;
 mod forecast;
+mod progress;
 mod prophet_args;
 mod report;
 mod serve;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use rayon::prelude::*;
 
 use crate::model::ModelSpec;
 use crate::scale::advice::{advise, ADVICE_QUANTILES};
@@ -113,6 +114,12 @@ pub(super) struct SimulateArgs {
     /// `frontier-comparison.csv`.
     #[arg(long, conflicts_with_all = ["policy", "rate_oracle", "format"])]
     frontier: bool,
+
+    /// With --frontier: replay each trace at each of these start-ups (`1m,2m,5m`) instead of
+    /// --startup alone. Traces × start-ups run in parallel; the tables gain a `startup_s`
+    /// column.
+    #[arg(long, value_name = "DURATIONS", value_parser = parse_duration, value_delimiter = ',', requires = "frontier")]
+    startups: Vec<Duration>,
 
     /// Scaling events per day that score zero stability.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_EVENTS_PER_DAY_LIMIT)]
@@ -315,7 +322,8 @@ pub(super) fn run(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 /// `prescale simulate --frontier`: every trace replayed along the sweep of [`Sweep`]'s
-/// defaults, the points on stdout, the comparison with the HPA on stderr.
+/// defaults at each start-up, the runs in parallel; the points on stdout, the comparison with
+/// the HPA on stderr, both in the order of the traces and start-ups given.
 fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
     let model = ModelSpec::named(&args.model)
         .build()
@@ -325,85 +333,92 @@ fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
     if let Some(w) = &workload {
         traces = traces.iter().map(|t| w.replay_trace(t).0).collect();
     }
+    let startups: Vec<Seconds> = if args.startups.is_empty() {
+        vec![config.policy.startup]
+    } else {
+        args.startups
+            .iter()
+            .map(|d| d.as_secs() as Seconds)
+            .collect()
+    };
+    let with_startup = !args.startups.is_empty();
+    // Every run's settings are checked before the first replay, so a bad trace or start-up
+    // fails in a second rather than after an hour of the others.
+    let mut runs = Vec::new();
+    for trace in &traces {
+        for &startup in &startups {
+            let mut config = config.clone();
+            config.policy.startup = startup;
+            let settings = config.for_trace(trace);
+            settings
+                .validate(trace)
+                .with_context(|| format!("replaying {}", trace.labels()))?;
+            runs.push((trace, startup, settings));
+        }
+    }
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let sweep = Sweep::default();
+    note!(
+        "{} run(s): {} trace(s) × {} start-up(s), each {} HPA targets and {} quantiles with model {}",
+        runs.len(),
+        traces.len(),
+        startups.len(),
+        sweep.targets.len(),
+        sweep.quantiles.len(),
+        args.model
+    );
+    let progress = super::progress::bar(runs.len(), "replays");
+    // Runs are independent: rayon spreads them (and the fits inside each) over the cores.
+    let results: Vec<anyhow::Result<FrontierRun>> = runs
+        .par_iter()
+        .map(|(trace, startup, settings)| {
+            let run = frontier_run(trace, *startup, settings, model.as_ref(), &sweep);
+            progress.inc(1);
+            run
+        })
+        .collect();
+    progress.finish_and_clear();
+
+    let mut columns: Vec<&str> = frontier::FRONTIER_COLUMNS.to_vec();
+    let mut comparison_columns: Vec<&str> = frontier::COMPARISON_COLUMNS.to_vec();
+    if with_startup {
+        columns.push("startup_s");
+        comparison_columns.push("startup_s");
+    }
     let mut stdout = csv::Writer::from_writer(std::io::stdout().lock());
     let mut points_file = csv::Writer::from_writer(Vec::new());
     let mut comparison_file = csv::Writer::from_writer(Vec::new());
-    stdout.write_record(frontier::FRONTIER_COLUMNS)?;
-    points_file.write_record(frontier::FRONTIER_COLUMNS)?;
-    comparison_file.write_record(frontier::COMPARISON_COLUMNS)?;
-    for trace in &traces {
-        let name = trace.labels().to_string();
-        let settings = config.for_trace(trace);
-        settings
-            .validate(trace)
-            .with_context(|| format!("replaying {name}"))?;
-        note!(
-            "{name}: {} steps, warm-up {} steps, refit every {} steps on {} steps of history, seasons {:?}, model {}; replaying {} HPA targets and {} quantiles",
-            trace.len(),
-            settings.warmup,
-            settings.refit_every,
-            settings.history,
-            settings.seasons,
-            args.model,
-            sweep.targets.len(),
-            sweep.quantiles.len()
-        );
-        let forecasts = Forecasts::make(trace, model.as_ref(), &settings, &sweep.quantiles);
-        if let Some(first) = forecasts.failure_reasons().next() {
-            note!(
-                "{name}: {} fit(s) failed; those steps fell back to the observed load (the first: {})",
-                forecasts.failures(),
-                crate::human::chain(first)
-            );
-        }
-        let points = frontier::sweep(trace, &forecasts, &settings, &sweep)
-            .with_context(|| format!("replaying {name}"))?;
-        for p in &points {
-            let record = frontier::frontier_record(p, &name);
+    stdout.write_record(&columns)?;
+    points_file.write_record(&columns)?;
+    comparison_file.write_record(&comparison_columns)?;
+    for run in results {
+        let run = run?;
+        let suffix = |mut record: Vec<String>| {
+            if with_startup {
+                record.push(run.startup.to_string());
+            }
+            record
+        };
+        for p in &run.points {
+            let record = suffix(frontier::frontier_record(p, &run.name));
             stdout.write_record(&record)?;
             points_file.write_record(&record)?;
         }
-        stdout.flush()?;
-        let comparisons = frontier::compare(&points);
-        for record in frontier::comparison_records(&comparisons, &name) {
-            comparison_file.write_record(&record)?;
+        for record in frontier::comparison_records(&run.comparisons, &run.name) {
+            comparison_file.write_record(suffix(record))?;
         }
-        for c in &comparisons {
-            let others: Vec<String> = c
-                .others
-                .iter()
-                .map(|o| {
-                    let cost = match o.cost_at_hpa_shortfall {
-                        frontier::Reach::At(v) => format!("{v:.0} h"),
-                        frontier::Reach::AtMost(v) => format!("≤ {v:.0} h"),
-                        frontier::Reach::Out => "out of reach".into(),
-                    };
-                    let short = match o.shortfall_at_hpa_cost {
-                        frontier::Reach::At(v) => format!("{v:.2}%"),
-                        frontier::Reach::AtMost(v) => format!("≤ {v:.2}%"),
-                        frontier::Reach::Out => "out of reach".into(),
-                    };
-                    format!("{} {cost} / {short}", o.curve.name())
-                })
-                .collect();
-            note!(
-                "{name}: HPA at {:.0}% ({:.0} replica-hours, {:.2}% unserved): for its unserved load / at its cost: {}",
-                c.target * 100.0,
-                c.hpa.replica_hours,
-                c.hpa.unserved_pct,
-                others.join("; ")
-            );
-        }
-        for curve in [Curve::Predictive, Curve::Hybrid] {
-            if let Some(line) = frontier::verdict(&comparisons, 0.7, curve) {
-                note!("{name}: {line}");
-            }
+        let name = if with_startup {
+            format!("{} (start-up {} s)", run.name, run.startup)
+        } else {
+            run.name.clone()
+        };
+        for line in &run.notes {
+            note!("{name}: {line}");
         }
     }
+    stdout.flush()?;
     if let Some(dir) = &args.output {
         for (file, writer) in [
             ("frontier.csv", points_file),
@@ -411,10 +426,88 @@ fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
         ] {
             let path = dir.join(file);
             let bytes = writer.into_inner().map_err(|e| e.into_error())?;
-            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            crate::files::write_atomic(&path, &bytes)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
     }
     Ok(())
+}
+
+/// One trace at one start-up along the sweep: its points, the comparison with the HPA and
+/// the lines to say about it.
+struct FrontierRun {
+    name: String,
+    startup: Seconds,
+    points: Vec<frontier::Point>,
+    comparisons: Vec<frontier::Comparison>,
+    notes: Vec<String>,
+}
+
+fn frontier_run(
+    trace: &crate::series::Series,
+    startup: Seconds,
+    settings: &ReplaySettings,
+    model: &dyn crate::model::Model,
+    sweep: &Sweep,
+) -> anyhow::Result<FrontierRun> {
+    let name = trace.labels().to_string();
+    let mut notes = vec![format!(
+        "{} steps, warm-up {} steps, refit every {} steps on {} steps of history, seasons {:?}",
+        trace.len(),
+        settings.warmup,
+        settings.refit_every,
+        settings.history,
+        settings.seasons,
+    )];
+    let forecasts = Forecasts::make(trace, model, settings, &sweep.quantiles);
+    if let Some(first) = forecasts.failure_reasons().next() {
+        notes.push(format!(
+            "{} fit(s) failed; those steps fell back to the observed load (the first: {})",
+            forecasts.failures(),
+            crate::human::chain(first)
+        ));
+    }
+    let points = frontier::sweep(trace, &forecasts, settings, sweep)
+        .with_context(|| format!("replaying {name}"))?;
+    let comparisons = frontier::compare(&points);
+    for c in &comparisons {
+        let others: Vec<String> = c
+            .others
+            .iter()
+            .map(|o| {
+                let cost = match o.cost_at_hpa_shortfall {
+                    frontier::Reach::At(v) => format!("{v:.0} h"),
+                    frontier::Reach::AtMost(v) => format!("≤ {v:.0} h"),
+                    frontier::Reach::Out => "out of reach".into(),
+                };
+                let short = match o.shortfall_at_hpa_cost {
+                    frontier::Reach::At(v) => format!("{v:.2}%"),
+                    frontier::Reach::AtMost(v) => format!("≤ {v:.2}%"),
+                    frontier::Reach::Out => "out of reach".into(),
+                };
+                format!("{} {cost} / {short}", o.curve.name())
+            })
+            .collect();
+        notes.push(format!(
+            "HPA at {:.0}% ({:.0} replica-hours, {:.2}% unserved): for its unserved load / at its cost: {}",
+            c.target * 100.0,
+            c.hpa.replica_hours,
+            c.hpa.unserved_pct,
+            others.join("; ")
+        ));
+    }
+    for curve in [Curve::Predictive, Curve::Hybrid] {
+        if let Some(line) = frontier::verdict(&comparisons, 0.7, curve) {
+            notes.push(line);
+        }
+    }
+    Ok(FrontierRun {
+        name,
+        startup,
+        points,
+        comparisons,
+        notes,
+    })
 }
 
 #[cfg(test)]
