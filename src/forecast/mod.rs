@@ -109,13 +109,20 @@ impl Forecast {
     /// autocorrelation of the model's errors this is the best linear use of that miss; `ρ = 0`
     /// leaves the forecast as it was. Steps at or before `at` are dropped.
     pub fn anchored(&self, at: Millis, observed: f64, rho: f64) -> Forecast {
+        self.anchored_within(at, observed, rho, usize::MAX)
+    }
+
+    /// [`Forecast::anchored`], keeping at most the `steps` steps after `at`: what a caller
+    /// that looks no further needs, at a cost that does not grow with the horizon.
+    pub fn anchored_within(&self, at: Millis, observed: f64, rho: f64, steps: usize) -> Forecast {
         let Some(i) = self.position(at) else {
             return self.clone();
         };
         let miss = observed - self.mean[i];
         let keep = i + 1;
+        let end = keep.saturating_add(steps).min(self.horizon());
         let shift = |v: &[f64]| -> Vec<f64> {
-            v[keep..]
+            v[keep..end]
                 .iter()
                 .enumerate()
                 .map(|(j, x)| {
@@ -241,6 +248,39 @@ mod tests {
         assert_eq!(f.anchored(0, 3.0, 0.0).mean, [-2.0]);
         assert_eq!(f.anchored(500, 3.0, 0.5), f);
         assert_eq!(f.anchored(0, f64::NAN, 0.5).mean, [-2.0]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn anchoring_within_some_steps_is_the_prefix_of_anchoring(
+            mean in proptest::collection::vec(-1e6f64..1e6, 1..40),
+            at in 0usize..45,
+            steps in 0usize..50,
+            observed in -1e6f64..1e6,
+            rho in 0.0f64..1.0,
+        ) {
+            let f = Forecast {
+                start: 1_000,
+                step: 10,
+                intervals: vec![Interval {
+                    level: 80.0,
+                    lower: mean.iter().map(|m| m - 1.0).collect(),
+                    upper: mean.iter().map(|m| m + 1.0).collect(),
+                }],
+                mean,
+                components: vec![],
+            };
+            let at = at as Millis * 10 + 1_000;
+            let whole = f.anchored(at, observed, rho);
+            let part = f.anchored_within(at, observed, rho, steps);
+            let n = part.horizon();
+            // Off the forecast, both are the forecast as it was.
+            let expected = if f.position(at).is_some() { steps.min(whole.horizon()) } else { f.horizon() };
+            proptest::prop_assert_eq!(n, expected);
+            proptest::prop_assert_eq!(&part.mean[..], &whole.mean[..n]);
+            proptest::prop_assert_eq!(&part.intervals[0].upper[..], &whole.intervals[0].upper[..n]);
+            proptest::prop_assert_eq!(part.start, whole.start);
+        }
     }
 
     #[test]

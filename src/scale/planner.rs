@@ -40,6 +40,8 @@ pub struct MetricPlanner {
     calibration: Calibration,
     quantile: f64,
     calibrate: bool,
+    /// Steps of each forecast kept after anchoring (all by default).
+    steps_kept: usize,
 }
 
 impl MetricPlanner {
@@ -50,7 +52,17 @@ impl MetricPlanner {
             calibration: Calibration::new(window, leads),
             quantile,
             calibrate,
+            steps_kept: usize::MAX,
         }
+    }
+
+    /// Keeps only the first `steps` steps of each prepared forecast. A caller that plans
+    /// within the step under way (the replay: [`leads`] steps suffice) then pays for those
+    /// steps rather than for the whole horizon at every step, which made a replay's cost grow
+    /// with the square of the refit interval. Decisions within those steps are unchanged.
+    pub fn keeping(mut self, steps: usize) -> Self {
+        self.steps_kept = steps.max(1);
+        self
     }
 
     /// The forecast to act on once `observed` (the load of the step ending at `at`, the newest
@@ -63,7 +75,7 @@ impl MetricPlanner {
         at: Millis,
         observed: f64,
     ) -> Option<Prepared> {
-        let anchored = fit.map(|(f, rho)| f.anchored(at, observed, rho));
+        let anchored = fit.map(|(f, rho)| f.anchored_within(at, observed, rho, self.steps_kept));
         self.calibration
             .decided(anchored.as_ref().map(|f| f.mean.as_slice()));
         let forecast = anchored?;

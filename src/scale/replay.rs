@@ -577,12 +577,15 @@ fn run(
         capacity: settings.capacity,
         tolerance: settings.tolerance,
     };
+    let lead_steps = leads(p.startup, sync, step_s);
+    // Every decision is made within the step under way and looks `lead_steps` ahead of it.
     let mut planner = MetricPlanner::new(
         p.quantile,
         settings.calibrate,
         settings.calibration_window,
-        leads(p.startup, sync, step_s),
-    );
+        lead_steps,
+    )
+    .keeping(lead_steps);
     let mut path = Vec::with_capacity(trace.len() - start);
     for k in start..trace.len() {
         let observed = y[k - 1];
