@@ -309,3 +309,155 @@ fn a_configuration_a_cluster_cannot_run_is_refused_with_every_problem() {
     }
     assert!(!out.exists(), "nothing is written when rendering fails");
 }
+
+/// Every `.yaml` file under `dir`, at any depth, sorted.
+fn yaml_files_deep(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("rendered folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(yaml_files_deep(&path));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_three_region_example_renders_one_valid_folder_per_cluster() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = front_proxy_ca(dir.path());
+    let out = dir.path().join("out");
+    let run = render(&[
+        "--clusters",
+        "examples/clusters.yaml",
+        "--out",
+        out.to_str().unwrap(),
+        "--image",
+        "registry.example.com/prescale:0.1.0",
+        "--requestheader-client-ca",
+        ca.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "render failed: {stderr}");
+    for (cluster, context) in [
+        ("use1-a", "prod-us-east-1a"),
+        ("use1-b", "prod-us-east-1b"),
+        ("euw1", "prod-eu-west-1"),
+        ("aps1", "prod-ap-south-1"),
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "kubectl --context {context} apply -f {}",
+                out.join(cluster).join("prescale").display()
+            )),
+            "{cluster}: {stderr}"
+        );
+    }
+    let all = yaml_files_deep(&out);
+    let (keda, builtin): (Vec<&PathBuf>, Vec<&PathBuf>) = all
+        .iter()
+        .partition(|p| p.parent().is_some_and(|d| d.ends_with("keda")));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).lines().count(),
+        all.len()
+    );
+    // Placements: EU accounts only in euw1, search only in the US, checkout everywhere
+    // with each cluster's override.
+    let hpa = |cluster: &str, name: &str| out.join(cluster).join("external-metrics").join(name);
+    assert!(hpa("euw1", "hpa-accounts-accounts-eu.yaml").is_file());
+    for c in ["use1-a", "use1-b", "aps1"] {
+        assert!(!hpa(c, "hpa-accounts-accounts-eu.yaml").exists(), "{c}");
+    }
+    assert!(!hpa("euw1", "hpa-search-search.yaml").exists());
+    assert!(!hpa("aps1", "hpa-search-search.yaml").exists());
+    for (cluster, max) in [("use1-a", 60), ("use1-b", 40), ("euw1", 60), ("aps1", 30)] {
+        let h = yaml(&hpa(cluster, "hpa-shop-checkout.yaml"));
+        assert_eq!(h["spec"]["maxReplicas"].as_i64(), Some(max), "{cluster}");
+    }
+    // Each cluster's adapter reads its own Prometheus.
+    let config = yaml(&out.join("euw1/prescale/configmap-config.yaml"));
+    let serve: Value =
+        serde_norway::from_str(config["data"]["serve.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        serve["prometheus"]["url"].as_str(),
+        Some("http://thanos-query.monitoring.svc:9090")
+    );
+    assert_eq!(serve["workloads"].as_sequence().map(Vec::len), Some(2));
+
+    let checked = Command::new(venv_tool("kubernetes-validate"))
+        .arg("--strict")
+        .args(&builtin)
+        .output()
+        .expect("run kubernetes-validate");
+    let text = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "kubernetes-validate:\n{text}");
+    assert_eq!(
+        text.matches(" passed for resource ").count(),
+        builtin.len(),
+        "every object validated once:\n{text}"
+    );
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let checked = Command::new(venv_tool("python"))
+        .arg(crd.join("validate_crd.py"))
+        .arg(crd.join("keda.sh_scaledobjects.yaml"))
+        .args(&keda)
+        .output()
+        .expect("run the CRD validator");
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "ScaledObjects:\n{text}");
+    // checkout ×4, accounts-eu ×1, search ×2.
+    assert_eq!(keda.len(), 7);
+    assert_eq!(
+        text.matches("valid ScaledObject v1alpha1").count(),
+        7,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_broken_clusters_file_lists_every_problem_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clusters.yaml"),
+    )
+    .unwrap();
+    let broken = example
+        .replace("name: use1-b\n", "name: use1-a\n")
+        .replace("region: ap-south\n", "region: ap-east\n")
+        .replace("    residency: [eu]\n", "    residency: [us]\n")
+        .replace(
+            "      - {cluster: use1-b, overrides: {maxReplicas: 40}}\n",
+            "      - cluster: use9\n",
+        )
+        .replace(
+            "    placements:\n      - cluster: use1-a\n      - cluster: use1-b\n",
+            "    placements: []\n",
+        );
+    let file = dir.path().join("clusters.yaml");
+    std::fs::write(&file, broken).unwrap();
+    let out = dir.path().join("out");
+    let run = render(&[
+        "--clusters",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--image",
+        "prescale:0.1.0",
+    ]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for needle in [
+        "clusters[1].name: duplicate cluster \"use1-a\" (also clusters[0].name)",
+        "clusters[3].region: unknown region \"ap-east\"",
+        "workloads[0].placements[1].cluster: unknown cluster \"use9\"",
+        "workloads[1].placements[0].cluster: euw1 is in region eu-west of residency zone eu, where accounts/accounts-eu may not run",
+        "workloads[2].placements: workload search/search is placed on no cluster",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(!out.exists(), "nothing is written when rendering fails");
+}

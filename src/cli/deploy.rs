@@ -26,8 +26,14 @@ enum DeployCommand {
 #[derive(Debug, Args)]
 struct RenderArgs {
     /// The `serve` configuration (kept verbatim in a ConfigMap).
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "clusters")]
+    config: Option<PathBuf>,
+
+    /// A clusters file (regions, clusters, workload placements): one folder per cluster under
+    /// the output folder, each rendered as `--config` would render that cluster's own
+    /// configuration.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    clusters: Option<PathBuf>,
 
     /// Output folder (files from an earlier render that are no longer rendered are removed;
     /// nothing else there is touched).
@@ -83,7 +89,6 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         crate::files::read_limited_text(path, crate::files::MAX_CONFIG_BYTES)
             .with_context(|| format!("cannot read {}", path.display()))
     };
-    let config = read(&args.config)?;
     let settings = RenderSettings {
         name: args.name,
         namespace: args.namespace,
@@ -98,8 +103,16 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         ca_bundle: args.ca_bundle.as_ref().map(read).transpose()?,
         state_claim: args.state_claim,
     };
+    let Some(config_path) = &args.config else {
+        let path = args
+            .clusters
+            .as_ref()
+            .context("--config or --clusters is needed")?;
+        return render_clusters(&read(path)?, path, &settings, &args.out);
+    };
+    let config = read(config_path)?;
     let rendered = deploy::render(&config, &settings)
-        .with_context(|| format!("cannot render {}", args.config.display()))?;
+        .with_context(|| format!("cannot render {}", config_path.display()))?;
     for warning in &rendered.warnings {
         note!("warning: {warning}");
     }
@@ -120,5 +133,52 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
+    Ok(())
+}
+
+fn render_clusters(
+    text: &str,
+    path: &std::path::Path,
+    settings: &RenderSettings,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let all = deploy::clusters::render_clusters(text, settings)
+        .with_context(|| format!("cannot render {}", path.display()))?;
+    for warning in &all.warnings {
+        note!("warning: {warning}");
+    }
+    for c in &all.clusters {
+        for warning in &c.rendered.warnings {
+            note!("warning: cluster {}: {warning}", c.cluster.name);
+        }
+    }
+    for c in &all.clusters {
+        let dir = out.join(&c.cluster.name);
+        deploy::write(&dir, &c.rendered)?;
+        for m in &c.rendered.manifests {
+            outln!("{}", dir.join(&m.path).display())?;
+        }
+    }
+    for c in &all.clusters {
+        let dir = out.join(&c.cluster.name);
+        let dir = dir.display();
+        let keda = c
+            .rendered
+            .manifests
+            .iter()
+            .any(|m| m.path.starts_with("keda/"));
+        note!(
+            "{} (region {}, zone {}): `kubectl --context {} apply -f {dir}/prescale -f {dir}/external-metrics`{}",
+            c.cluster.name,
+            c.cluster.region,
+            c.residency,
+            c.cluster.context,
+            if keda {
+                format!(" (or `-f {dir}/keda` instead of external-metrics on a cluster running KEDA)")
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }

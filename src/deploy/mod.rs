@@ -46,6 +46,7 @@
 
 pub mod autoscalers;
 pub mod cluster;
+pub mod clusters;
 pub mod keda;
 
 use std::collections::BTreeMap;
