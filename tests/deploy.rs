@@ -461,3 +461,146 @@ fn a_broken_clusters_file_lists_every_problem_and_writes_nothing() {
     }
     assert!(!out.exists(), "nothing is written when rendering fails");
 }
+
+#[test]
+fn weights_fail_a_region_over_to_the_others_and_route_it_with_a_valid_virtual_service() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A real forecast of the bundled Twitter trace, scaled into three regions' demand.
+    let base = dir.path().join("base.csv");
+    let forecast = Command::cargo_bin("prescale")
+        .unwrap()
+        .args(["forecast", "--input", "datasets/Twitter_volume_AMZN.csv"])
+        .args(["--horizon", "24", "--output", base.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        forecast.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forecast.stderr)
+    );
+    let text = std::fs::read_to_string(&base).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let mean_col = header.split(',').position(|c| c == "mean").unwrap();
+    let rows: Vec<(String, f64)> = lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].to_string(), cells[mean_col].parse().unwrap())
+        })
+        .collect();
+    for (region, factor) in [("us", 1.0), ("eu", 0.6), ("ap", 0.4)] {
+        let mut csv = String::from("timestamp,mean\n");
+        for (t, v) in &rows {
+            csv.push_str(&format!("{t},{}\n", v * factor));
+        }
+        std::fs::write(dir.path().join(format!("{region}.csv")), csv).unwrap();
+    }
+    let mean: f64 = rows.iter().map(|(_, v)| v).sum::<f64>() / rows.len() as f64;
+    // us is down (and has no forecast at all); eu and ap together just hold the total.
+    let plan = format!(
+        "maxChange: 0.05
+current: {{us: 0.5, eu: 0.3, ap: 0.2}}
+virtualService:
+  name: checkout-global
+  namespace: shop
+  hosts: [checkout.example.com]
+  gateways: [istio-system/public]
+regions:
+  - {{name: us, down: true, capacity: {cap_us}, forecast: missing.csv,
+     destination: {{host: checkout.shop.svc.us.global}}}}
+  - {{name: eu, forecast: eu.csv, capacity: {cap_eu},
+     destination: {{host: checkout.shop.svc.eu.global, subset: v1}}}}
+  - {{name: ap, forecast: ap.csv, capacity: {cap_ap},
+     destination: {{host: checkout.shop.svc.ap.global}}}}
+",
+        cap_us = 3.0 * mean,
+        cap_eu = 1.5 * mean,
+        cap_ap = 0.9 * mean,
+    );
+    let plan_path = dir.path().join("plan.yaml");
+    std::fs::write(&plan_path, plan).unwrap();
+    let schedule = dir.path().join("schedule.json");
+    let vs = dir.path().join("vs.yaml");
+    let run = Command::cargo_bin("prescale")
+        .unwrap()
+        .args(["deploy", "weights", "--plan", plan_path.to_str().unwrap()])
+        .args(["--output", schedule.to_str().unwrap()])
+        .args(["--virtual-service", vs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schedule).unwrap()).unwrap();
+    let steps = s["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 24);
+    let caps = [3.0 * mean, 1.5 * mean, 0.9 * mean];
+    for step in steps {
+        let w: Vec<f64> = step["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(w[0], 0.0, "the region that is down gets nothing");
+        assert!(w.iter().all(|x| *x >= 0.0));
+        let demand = step["demand"].as_f64().unwrap();
+        let shortage = step["shortage"].as_f64().unwrap();
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{step}");
+        if shortage == 0.0 {
+            for i in 1..3 {
+                assert!(w[i] * demand <= caps[i] * (1.0 + 1e-9), "{step}");
+            }
+        } else {
+            assert!((shortage - (demand - caps[1] - caps[2])).abs() < 1e-6 * demand);
+        }
+        let reasons = step["reasons"].to_string();
+        assert!(reasons.contains("us is down: 0"), "{reasons}");
+    }
+    // The first step moves past the rate limit: us must drop from 0.5 to 0 at once.
+    assert!(
+        steps[0]["reasons"].to_string().contains("lifted"),
+        "{}",
+        steps[0]
+    );
+
+    // The VirtualService for now: whole percents summing to 100, none to the region down,
+    // valid against Istio's own CRD schema.
+    let v = yaml(&vs);
+    let route = v["spec"]["http"][0]["route"].as_sequence().unwrap();
+    let percents: Vec<i64> = route
+        .iter()
+        .map(|r| r["weight"].as_i64().unwrap())
+        .collect();
+    assert_eq!(percents.iter().sum::<i64>(), 100);
+    assert_eq!(percents[0], 0);
+    assert_eq!(route[1]["destination"]["subset"].as_str(), Some("v1"));
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let checked = Command::new(venv_tool("python"))
+        .arg(crd.join("validate_crd.py"))
+        .arg(crd.join("networking.istio.io_virtualservices.yaml"))
+        .arg(&vs)
+        .output()
+        .expect("run the CRD validator");
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "VirtualService:\n{text}");
+    assert!(text.contains("valid VirtualService v1"), "{text}");
+
+    // A misspelt field would be refused by the same check.
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(&vs)
+            .unwrap()
+            .replace("weight:", "wieght:"),
+    )
+    .unwrap();
+    let checked = Command::new(venv_tool("python"))
+        .arg(crd.join("validate_crd.py"))
+        .arg(crd.join("networking.istio.io_virtualservices.yaml"))
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!checked.status.success());
+}

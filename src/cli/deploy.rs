@@ -20,6 +20,78 @@ enum DeployCommand {
     /// (prescale/), the APIService and an HPA per workload (external-metrics/), or a KEDA
     /// ScaledObject per workload (keda/).
     Render(RenderArgs),
+    /// Plan the share of global traffic each region takes, step by step, from each region's
+    /// forecast demand and capacity; optionally an Istio VirtualService for the current step.
+    Weights(WeightsArgs),
+    /// Replay traffic weights over real traces (one per region, one region failing for a
+    /// while) and print the load each way of weighting leaves unserved.
+    WeightsReplay(ReplayArgs),
+}
+
+/// Flags of `prescale deploy weights-replay`.
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// One trace per region (its own demand), on one grid; the region is the file's stem.
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    trace: Vec<PathBuf>,
+
+    /// How much is replayed (the end of the traces); the time before is history.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "7d")]
+    replay: std::time::Duration,
+
+    /// History each forecast fit sees.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "14d")]
+    fit_window: std::time::Duration,
+
+    /// The region that fails (a trace's stem).
+    #[arg(long, value_name = "REGION")]
+    down: String,
+
+    /// When it fails, after the replay's start.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3d12h")]
+    down_at: std::time::Duration,
+
+    /// How long it stays down.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    down_for: std::time::Duration,
+
+    /// Each region's capacity: this times the 90th percentile of its own demand before the
+    /// replay.
+    #[arg(long, default_value_t = 1.2)]
+    headroom: f64,
+
+    /// The most a weight moves per step.
+    #[arg(long, default_value_t = 0.1)]
+    max_change: f64,
+
+    /// The forecasting model.
+    #[arg(long, default_value = "seasonal-naive")]
+    model: String,
+
+    /// How often forecasts are refitted (each covers that far ahead).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    refit_every: std::time::Duration,
+
+    /// Seasons in steps [default: one day].
+    #[arg(long, value_delimiter = ',')]
+    season: Vec<usize>,
+}
+
+/// Flags of `prescale deploy weights`.
+#[derive(Debug, Args)]
+struct WeightsArgs {
+    /// The plan: regions with their forecast files (`prescale forecast` output), capacity,
+    /// `down`, route destinations; `maxChange`, `current` weights, `virtualService`.
+    #[arg(long, value_name = "FILE")]
+    plan: PathBuf,
+
+    /// Write the schedule here (JSON, or YAML for .yaml/.yml) [default: JSON on stdout].
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Write the Istio VirtualService for the first step (the current one) here.
+    #[arg(long, value_name = "FILE")]
+    virtual_service: Option<PathBuf>,
 }
 
 /// Flags of `prescale deploy render`.
@@ -81,6 +153,8 @@ struct RenderArgs {
 pub(super) fn run(args: DeployArgs) -> anyhow::Result<()> {
     match args.command {
         DeployCommand::Render(args) => render(args),
+        DeployCommand::Weights(args) => weights(args),
+        DeployCommand::WeightsReplay(args) => weights_replay(args),
     }
 }
 
@@ -179,6 +253,130 @@ fn render_clusters(
                 String::new()
             }
         );
+    }
+    Ok(())
+}
+
+fn weights(args: WeightsArgs) -> anyhow::Result<()> {
+    let text = crate::files::read_limited_text(&args.plan, crate::files::MAX_CONFIG_BYTES)
+        .with_context(|| format!("cannot read {}", args.plan.display()))?;
+    let base = args.plan.parent().unwrap_or(std::path::Path::new("."));
+    let plan = deploy::weights::WeightsPlan::from_yaml(&text, base)
+        .with_context(|| format!("invalid plan {}", args.plan.display()))?;
+    let schedule = plan.schedule()?;
+    let yaml = args
+        .output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e == "yaml" || e == "yml");
+    let body = if yaml {
+        serde_norway::to_string(&schedule)?
+    } else {
+        serde_json::to_string_pretty(&schedule)? + "\n"
+    };
+    match &args.output {
+        Some(path) => crate::files::write_atomic(path, body.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().lock().write_all(body.as_bytes())?;
+        }
+    }
+    let short = schedule.steps.iter().filter(|s| s.shortage > 0.0).count();
+    note!(
+        "{} step(s) over {} region(s); {short} step(s) short, {:.3} unserved in all",
+        schedule.steps.len(),
+        schedule.regions.len(),
+        schedule.total_shortage
+    );
+    if let Some(path) = &args.virtual_service {
+        let first = schedule
+            .steps
+            .first()
+            .context("the forecasts have no step to route")?;
+        let vs = plan.virtual_service(first).context(
+            "no VirtualService: the plan has no virtualService block, or no region can take traffic now",
+        )?;
+        crate::files::write_atomic(path, serde_norway::to_string(&vs)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        note!(
+            "VirtualService for the current step written to {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn weights_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use crate::deploy::traffic_replay::{align, replay, ReplaySettings};
+    let mut traces = Vec::new();
+    let mut names = Vec::new();
+    for path in &args.trace {
+        let mut loaded = crate::source::load(path, &crate::source::LoadOptions::default())
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        anyhow::ensure!(loaded.len() == 1, "{}: expected one series", path.display());
+        traces.push(loaded.remove(0));
+        names.push(
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+    }
+    anyhow::ensure!(
+        traces.len() >= 2,
+        "--trace: a replay needs at least two regions"
+    );
+    let traces = align(traces)?;
+    let step_ms = traces[0].step();
+    let steps = |d: std::time::Duration| (d.as_millis() as i64 / step_ms.max(1)) as usize;
+    let down_region = names
+        .iter()
+        .position(|n| *n == args.down)
+        .with_context(|| format!("--down {}: not one of {}", args.down, names.join(", ")))?;
+    let seasons = if args.season.is_empty() {
+        vec![steps(std::time::Duration::from_secs(86_400)).max(1)]
+    } else {
+        args.season.clone()
+    };
+    let model = crate::model::build(&args.model, &serde_json::Value::Null)?;
+    let settings = ReplaySettings {
+        steps: steps(args.replay),
+        headroom: args.headroom,
+        down_region,
+        down_at: steps(args.down_at),
+        down_for: steps(args.down_for).max(1),
+        max_change: args.max_change,
+        refit_every: steps(args.refit_every).max(1),
+        fit_window: steps(args.fit_window),
+        seasons,
+    };
+    let started = std::time::Instant::now();
+    let result = replay(&traces, model.as_ref(), &settings)?;
+    note!(
+        "{} regions ({}), {} steps replayed, {} down for {} steps from step {}; capacity {} ({:.1} s)",
+        names.len(),
+        names.join(", "),
+        settings.steps,
+        args.down,
+        settings.down_for,
+        settings.down_at,
+        result
+            .capacity
+            .iter()
+            .map(|c| format!("{c:.1}"))
+            .collect::<Vec<_>>()
+            .join("/"),
+        started.elapsed().as_secs_f64()
+    );
+    outln!("strategy,unserved,unserved_share,unserved_during_failure")?;
+    for o in &result.outcomes {
+        outln!(
+            "{},{:.1},{:.6},{:.1}",
+            o.strategy,
+            o.unserved,
+            o.unserved_share,
+            o.unserved_during_failure
+        )?;
     }
     Ok(())
 }

@@ -48,6 +48,8 @@ pub mod autoscalers;
 pub mod cluster;
 pub mod clusters;
 pub mod keda;
+pub mod traffic_replay;
+pub mod weights;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
