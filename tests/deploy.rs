@@ -604,3 +604,250 @@ regions:
         .unwrap();
     assert!(!checked.status.success());
 }
+
+fn prescale(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    Command::cargo_bin("prescale")
+        .expect("binary")
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run prescale")
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .expect("results file")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn sharded_backtests_merge_into_exactly_one_run_and_a_failed_shard_reruns_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backtest: Vec<&str> = vec![
+        "backtest",
+        "--input",
+        "datasets/nyc_taxi.csv",
+        "datasets/Twitter_volume_AMZN.csv",
+        "datasets/m4-hourly/Hourly-train.csv",
+        "--model",
+        "seasonal-naive,naive",
+        "--horizon",
+        "24",
+        "--windows",
+        "2",
+        "--level",
+        "80,95",
+    ];
+    let one = dir.path().join("one.csv");
+    let single = prescale(
+        &[&backtest[..], &["--output", one.to_str().unwrap()]].concat(),
+        &[],
+    );
+    assert!(
+        single.status.success(),
+        "{}",
+        String::from_utf8_lossy(&single.stderr)
+    );
+
+    // Three shards as three processes at once; shard 1 first fails (its input is missing,
+    // as when a volume did not mount), the others finish.
+    let shards = dir.path().join("shards");
+    let out = shards.to_str().unwrap();
+    let spawn = |index: &str, args: Vec<&str>| {
+        Command::cargo_bin("prescale")
+            .unwrap()
+            .args(args)
+            .args(["--shards", "3", "--output", out])
+            .env("JOB_COMPLETION_INDEX", index)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let broken: Vec<&str> = backtest
+        .iter()
+        .map(|a| {
+            if *a == "datasets/nyc_taxi.csv" {
+                "datasets/missing.csv"
+            } else {
+                a
+            }
+        })
+        .collect();
+    let running = [
+        spawn("0", backtest.clone()),
+        spawn("1", broken),
+        spawn("2", backtest.clone()),
+    ];
+    let done: Vec<_> = running
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    assert!(done[0].status.success() && done[2].status.success());
+    assert!(!done[1].status.success(), "the broken shard failed");
+    let merge = |output: &Path| {
+        prescale(
+            &[
+                "backtest",
+                "merge",
+                out,
+                "--output",
+                output.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let early = merge(&dir.path().join("early.csv"));
+    assert!(!early.status.success());
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("shard(s) 1 of 3 have not finished"),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+    // Shard 1 again, alone, with --shard instead of the index variable.
+    let rerun = prescale(
+        &[&backtest[..], &["--shard", "1/3", "--output", out]].concat(),
+        &[],
+    );
+    assert!(
+        rerun.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let merged = dir.path().join("merged.csv");
+    let m = merge(&merged);
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    assert_eq!(sorted_lines(&one), sorted_lines(&merged));
+    assert_eq!(
+        std::fs::read(&one).unwrap(),
+        std::fs::read(&merged).unwrap(),
+        "same order too"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&single.stdout),
+        String::from_utf8_lossy(&m.stdout),
+        "the same summary"
+    );
+    // Every series went to exactly one shard, and they all did some.
+    let rows = |i: usize| {
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(shards.join(format!("shard-0000{i}-of-00003.json"))).unwrap(),
+        )
+        .unwrap();
+        manifest["series"].as_array().unwrap().len()
+    };
+    assert_eq!(rows(0) + rows(1) + rows(2), 416);
+    assert!((0..3).all(|i| rows(i) > 100));
+
+    // A shard run with other settings into the same folder is refused at merge.
+    let other = prescale(
+        &[
+            &backtest[..7],
+            &["--horizon", "12", "--shard", "2/3", "--output", out],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(other.status.success());
+    let refused = merge(&dir.path().join("refused.csv"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("other settings"));
+}
+
+#[test]
+fn the_backtest_job_is_a_valid_indexed_job_whose_pods_run_a_valid_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let job = dir.path().join("job.yaml");
+    let run = prescale(
+        &[
+            "deploy",
+            "render-job",
+            "--shards",
+            "8",
+            "--parallelism",
+            "4",
+            "--out",
+            job.to_str().unwrap(),
+            "--image",
+            "registry.example.com/prescale:0.1.0",
+            "--dataset-claim",
+            "m4-data",
+            "--results-claim",
+            "backtests",
+            "--",
+            "--input",
+            "m4-hourly/Hourly-train.csv",
+            "--model",
+            "auto",
+            "--horizon",
+            "48",
+        ],
+        &[],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let checked = Command::new(venv_tool("kubernetes-validate"))
+        .arg("--strict")
+        .arg(&job)
+        .output()
+        .expect("run kubernetes-validate");
+    let text = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{text}");
+    assert!(
+        text.contains("passed for resource job/prescale-backtest"),
+        "{text}"
+    );
+    let j = yaml(&job);
+    assert_eq!(j["spec"]["completionMode"].as_str(), Some("Indexed"));
+    assert_eq!(j["spec"]["completions"].as_i64(), Some(8));
+    assert_eq!(j["spec"]["parallelism"].as_i64(), Some(4));
+    assert_eq!(j["spec"]["backoffLimitPerIndex"].as_i64(), Some(2));
+    let container = &j["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["workingDir"].as_str(), Some("/data"));
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args[0], "backtest");
+    assert!(args.ends_with(&["--shards", "8", "--output", "/results/prescale-backtest"]));
+
+    // Arguments the binary would refuse are refused before a Job is written.
+    let bad = dir.path().join("bad.yaml");
+    let run = prescale(
+        &[
+            "deploy",
+            "render-job",
+            "--shards",
+            "2",
+            "--out",
+            bad.to_str().unwrap(),
+            "--image",
+            "prescale:0.1.0",
+            "--dataset-claim",
+            "d",
+            "--results-claim",
+            "r",
+            "--",
+            "--input",
+            "a.csv",
+            "--horizn",
+            "3",
+        ],
+        &[],
+    );
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--horizn"));
+    assert!(!bad.exists());
+}

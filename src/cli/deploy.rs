@@ -26,6 +26,62 @@ enum DeployCommand {
     /// Replay traffic weights over real traces (one per region, one region failing for a
     /// while) and print the load each way of weighting leaves unserved.
     WeightsReplay(ReplayArgs),
+    /// Write an Indexed batch/v1 Job that runs a backtest in N shards (merge them with
+    /// `prescale backtest merge`).
+    RenderJob(RenderJobArgs),
+}
+
+/// Flags of `prescale deploy render-job`.
+#[derive(Debug, Args)]
+struct RenderJobArgs {
+    /// Shards (the Job's completions).
+    #[arg(long)]
+    shards: i32,
+
+    /// The Job's YAML file.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+
+    /// The container image to run.
+    #[arg(long, value_name = "IMAGE")]
+    image: String,
+
+    /// The Job's name (also the results sub-folder).
+    #[arg(long, default_value = "prescale-backtest")]
+    name: String,
+
+    /// Its namespace.
+    #[arg(long, default_value = "prescale")]
+    namespace: String,
+
+    /// Pods at once [default: all shards].
+    #[arg(long)]
+    parallelism: Option<i32>,
+
+    /// Retries of one shard before it counts as failed (the others keep their results).
+    #[arg(long, default_value_t = 2)]
+    retries_per_shard: i32,
+
+    /// CPU per pod (request and limit).
+    #[arg(long, default_value = "1")]
+    cpu: String,
+
+    /// Memory per pod (request and limit).
+    #[arg(long, default_value = "2Gi")]
+    memory: String,
+
+    /// PersistentVolumeClaim with the dataset, mounted read-only at /data (the working
+    /// folder: give the inputs relative to it).
+    #[arg(long, value_name = "PVC")]
+    dataset_claim: String,
+
+    /// PersistentVolumeClaim the shards write to, mounted at /results.
+    #[arg(long, value_name = "PVC")]
+    results_claim: String,
+
+    /// The backtest's arguments, after `--` (no --output or --shard: the Job sets them).
+    #[arg(last = true, required = true, value_name = "BACKTEST ARGS")]
+    backtest: Vec<String>,
 }
 
 /// Flags of `prescale deploy weights-replay`.
@@ -155,6 +211,7 @@ pub(super) fn run(args: DeployArgs) -> anyhow::Result<()> {
         DeployCommand::Render(args) => render(args),
         DeployCommand::Weights(args) => weights(args),
         DeployCommand::WeightsReplay(args) => weights_replay(args),
+        DeployCommand::RenderJob(args) => render_job(args),
     }
 }
 
@@ -378,5 +435,45 @@ fn weights_replay(args: ReplayArgs) -> anyhow::Result<()> {
             o.unserved_during_failure
         )?;
     }
+    Ok(())
+}
+
+fn render_job(args: RenderJobArgs) -> anyhow::Result<()> {
+    use clap::Parser as _;
+    let out = args.out;
+    let settings = deploy::job::JobSettings {
+        name: args.name,
+        namespace: args.namespace,
+        image: args.image,
+        shards: args.shards,
+        parallelism: args.parallelism.unwrap_or(args.shards),
+        retries_per_shard: args.retries_per_shard,
+        cpu: args.cpu,
+        memory: args.memory,
+        dataset_claim: args.dataset_claim,
+        results_claim: args.results_claim,
+        backtest_args: args.backtest,
+    };
+    let job = deploy::job::render_job(&settings).context("cannot render the Job")?;
+    // The pod's command line must parse as this binary parses it.
+    let args = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers[0].args.clone())
+        .unwrap_or_default();
+    super::Cli::try_parse_from(std::iter::once("prescale".to_string()).chain(args.iter().cloned()))
+        .map_err(|e| anyhow::anyhow!("the backtest arguments do not parse: {e}"))?;
+    let yaml = serde_norway::to_string(&job)?;
+    crate::files::write_atomic(&out, yaml.as_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    note!(
+        "{} shard(s), results in {}/{} on claim {}: `kubectl apply -f {}`, then `prescale backtest merge` on that folder",
+        settings.shards,
+        deploy::job::RESULTS_DIR,
+        settings.name,
+        settings.results_claim,
+        out.display()
+    );
     Ok(())
 }

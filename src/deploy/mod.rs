@@ -47,7 +47,9 @@
 pub mod autoscalers;
 pub mod cluster;
 pub mod clusters;
+pub mod job;
 pub mod keda;
+pub mod shard;
 pub mod traffic_replay;
 pub mod weights;
 
