@@ -851,3 +851,46 @@ fn the_backtest_job_is_a_valid_indexed_job_whose_pods_run_a_valid_command() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("--horizn"));
     assert!(!bad.exists());
 }
+
+#[test]
+fn the_weights_replay_counts_less_unserved_load_with_forecasts_than_by_locality() {
+    // The bundled Twitter trace as three regions eight hours apart (their peaks at different
+    // times of day), one of them down for an hour.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/Twitter_volume_AMZN.csv"),
+    )
+    .unwrap();
+    let mut traces = Vec::new();
+    for (region, hours) in [("us", 0), ("eu", 8), ("ap", 16)] {
+        let mut csv = String::from("timestamp,value\n");
+        for line in text.lines().skip(1) {
+            let (t, v) = line.split_once(',').unwrap();
+            let t = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap()
+                + chrono::Duration::hours(hours);
+            csv.push_str(&format!("{},{v}\n", t.format("%Y-%m-%d %H:%M:%S")));
+        }
+        let path = dir.path().join(format!("{region}.csv"));
+        std::fs::write(&path, csv).unwrap();
+        traces.push(path);
+    }
+    let mut args = vec!["deploy", "weights-replay", "--trace"];
+    args.extend(traces.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--down", "eu", "--down-at", "4d6h", "--down-for", "1h"]);
+    let run = prescale(&args, &[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("eu down for 12 steps"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let unserved = |strategy: &str| -> f64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{strategy},")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{strategy} missing from:\n{stdout}"))
+    };
+    assert!(unserved("locality") > 0.0, "{stdout}");
+    assert!(unserved("forecast") < unserved("locality"), "{stdout}");
+    assert!(unserved("oracle") <= unserved("forecast"), "{stdout}");
+}
