@@ -535,6 +535,11 @@ regions:
         serde_json::from_str(&std::fs::read_to_string(&schedule).unwrap()).unwrap();
     let steps = s["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 24);
+    assert!(
+        steps[0]["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{}",
+        steps[0]
+    );
     let caps = [3.0 * mean, 1.5 * mean, 0.9 * mean];
     for step in steps {
         let w: Vec<f64> = step["weights"]

@@ -47,6 +47,9 @@ pub struct Step {
     /// The step's time (unix milliseconds) when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
+    /// The same as RFC 3339 text, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
     /// Global demand: the sum of the known forecasts.
     pub demand: f64,
     /// Capacity of the regions that can take traffic.
@@ -112,6 +115,7 @@ pub fn plan_step(
     let capacity: f64 = (0..n).map(cap).sum();
     let finish = |weights: Vec<f64>, shortage: f64, reasons: Vec<String>| Step {
         timestamp: None,
+        time: None,
         demand,
         capacity,
         load: weights.iter().map(|w| w * demand).collect(),
@@ -335,6 +339,7 @@ pub fn schedule(
             .collect();
         let mut step = plan_step(&names, &inputs, prev.as_deref(), max_change);
         step.timestamp = Some(*t);
+        step.time = Some(crate::series::format_millis(*t));
         prev = Some(step.weights.clone());
         steps.push(step);
     }
