@@ -49,7 +49,7 @@
 //! | 4 | [`scale`] | the HPA's rules, the predictive policy, workload configs, the replay, frontiers of cost against shortfall, scores and advice |
 //! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
 //! | 6 | [`serve`] | `prescale serve`: configuration, the refresh loop, published decisions, the external metrics API, the KEDA scaler, TLS and front-proxy auth, `/metrics`, state on disk |
-//! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) |
+//! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) or in many (`clusters`); global traffic weights and Istio VirtualServices (`weights`); backtest shards and the Indexed Job that runs them (`shard`, `job`) |
 //! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 
 pub mod cli;

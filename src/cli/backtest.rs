@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
 use rayon::prelude::*;
 
+use crate::deploy::shard::{self, Shard};
 use crate::eval::backtest::{self, Plan, Row as BacktestRow};
 use crate::eval::Summary;
 use crate::forecast::format_level;
@@ -15,7 +16,11 @@ use super::args::{FitArgs, InputArgs};
 
 /// Flags of `prescale backtest`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(super) struct BacktestArgs {
+    #[command(subcommand)]
+    command: Option<BacktestCommand>,
+
     #[command(flatten)]
     input: InputArgs,
 
@@ -24,8 +29,8 @@ pub(super) struct BacktestArgs {
     model: Vec<String>,
 
     /// Steps forecast per window.
-    #[arg(long, value_name = "H")]
-    horizon: usize,
+    #[arg(long, value_name = "H", required = true)]
+    horizon: Option<usize>,
 
     /// Number of windows (origins), the last ones of each series.
     #[arg(long, value_name = "K", default_value_t = 3)]
@@ -38,22 +43,83 @@ pub(super) struct BacktestArgs {
     #[command(flatten)]
     fit: FitArgs,
 
-    /// Results file, CSV or Parquet by extension: one row per series, model and window.
+    /// Results file, CSV or Parquet by extension: one row per series, model and window
+    /// (with --shard or --shards: a folder for the shard's own Parquet file and manifest).
+    #[arg(long, value_name = "PATH")]
+    output: Option<PathBuf>,
+
+    /// Run shard I of N only: the series whose name hashes to I (FNV-1a mod N); merge the
+    /// shards' folder with `prescale backtest merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, requires = "output")]
+    shard: Option<Shard>,
+
+    /// Run one of N shards, its index read from JOB_COMPLETION_INDEX (as an Indexed Job sets it).
+    #[arg(long, value_name = "N", conflicts_with = "shard", requires = "output")]
+    shards: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BacktestCommand {
+    /// Merge the shards in a folder into the results and summary one run gives.
+    Merge(MergeArgs),
+}
+
+/// Flags of `prescale backtest merge`.
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The folder the shards wrote to.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+
+    /// Results file, CSV or Parquet by extension.
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
 }
 
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    Shard::parse(text).map_err(|e| e.to_string())
+}
+
+fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let merged = shard::merge(&args.dir)?;
+    print_summary(&merged.summaries, &merged.levels)?;
+    if let Some(path) = &args.output {
+        let mut table = merged.table()?;
+        write_table(&mut table, path)?;
+        note!("wrote {} row(s) to {}", table.height(), path.display());
+    }
+    Ok(())
+}
+
 /// Runs `prescale backtest`.
 pub(super) fn run(args: BacktestArgs) -> anyhow::Result<()> {
-    if let Some(output) = &args.output {
+    if let Some(BacktestCommand::Merge(m)) = args.command {
+        return merge(m);
+    }
+    let horizon = args.horizon.context("--horizon is required")?;
+    let shard = match (args.shard, args.shards) {
+        (Some(s), _) => Some(s),
+        (None, Some(n)) => Some(Shard::from_index_variable(
+            std::env::var(shard::INDEX_VARIABLE).ok().as_deref(),
+            n,
+        )?),
+        (None, None) => None,
+    };
+    if let (Some(output), None) = (&args.output, shard) {
         args.input.refuse_as_output(output, &[])?;
     }
     let models = args.fit.models(&args.model, None)?;
-    let all = args.input.load()?;
+    let everything = args.input.load()?;
+    let input_series = everything.len();
+    let (positions, all): (Vec<usize>, Vec<_>) = everything
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| shard.is_none_or(|sh| sh.owns(&backtest::series_name(s))))
+        .unzip();
     let plan = Plan {
-        horizon: args.horizon,
+        horizon,
         windows: args.windows,
-        step_between: args.step_between.unwrap_or(args.horizon),
+        step_between: args.step_between.unwrap_or(horizon),
         floor: args.fit.floor,
     };
     let levels = args.fit.levels();
@@ -94,7 +160,52 @@ pub(super) fn run(args: BacktestArgs) -> anyhow::Result<()> {
             );
         }
     }
-    print_summary(&rows, &args.model, levels)?;
+    let summaries: Vec<Summary> = args
+        .model
+        .iter()
+        .map(|name| {
+            Summary::of(
+                name,
+                rows.iter().filter(|r| &r.model == name).map(|r| &r.window),
+            )
+        })
+        .collect();
+    print_summary(&summaries, levels)?;
+    if let Some(shard) = shard {
+        let dir = args
+            .output
+            .as_ref()
+            .context("--output is required with a shard")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let manifest = shard::Manifest {
+            index: shard.index,
+            total: shard.total,
+            settings: format!(
+                "models={:?} horizon={} windows={} step_between={} floor={:?} levels={:?} model_settings={:?}",
+                args.model, plan.horizon, plan.windows, plan.step_between, plan.floor, levels, args.fit
+            ),
+            models: args.model.clone(),
+            levels: levels.to_vec(),
+            input_series,
+            series: positions
+                .iter()
+                .zip(&all)
+                .map(|(i, s)| (*i, backtest::series_name(s)))
+                .collect(),
+            failed: summaries.iter().map(|s| (s.model.clone(), s.failed)).collect(),
+        };
+        let table = shard::write_shard(dir, shard, &manifest, &rows)?;
+        note!(
+            "shard {}/{}: {} of {} series, {} row(s) in {}",
+            shard.index,
+            shard.total,
+            all.len(),
+            input_series,
+            rows.iter().filter(|r| r.window.outcome.is_ok()).count(),
+            table.display()
+        );
+        return Ok(());
+    }
     if let Some(path) = &args.output {
         let mut table = backtest::results_table(&rows, levels)?;
         write_table(&mut table, path)?;
@@ -110,7 +221,7 @@ fn cell(value: Option<f64>, width: usize, precision: usize, unit: &str) -> Strin
 }
 
 /// Mean scores per model over every successful window, one line each.
-fn print_summary(rows: &[BacktestRow], models: &[String], levels: &[f64]) -> std::io::Result<()> {
+fn print_summary(summaries: &[Summary], levels: &[f64]) -> std::io::Result<()> {
     let mut header = format!(
         "{:<16} {:>8} {:>7} {:>12} {:>8} {:>8}",
         "model", "windows", "failed", "MAE", "sMAPE", "MASE"
@@ -119,11 +230,8 @@ fn print_summary(rows: &[BacktestRow], models: &[String], levels: &[f64]) -> std
         header.push_str(&format!(" {:>9}", format!("cov{}%", format_level(*l))));
     }
     outln!("{header}")?;
-    for name in models {
-        let s = Summary::of(
-            name,
-            rows.iter().filter(|r| &r.model == name).map(|r| &r.window),
-        );
+    for s in summaries {
+        let name = &s.model;
         let mut line = format!(
             "{:<16} {:>8} {:>7} {} {} {}",
             name,

@@ -46,7 +46,12 @@
 
 pub mod autoscalers;
 pub mod cluster;
+pub mod clusters;
+pub mod job;
 pub mod keda;
+pub mod shard;
+pub mod traffic_replay;
+pub mod weights;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
