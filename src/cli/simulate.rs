@@ -346,6 +346,7 @@ fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
     // fails in a second rather than after an hour of the others.
     let mut runs = Vec::new();
     for trace in &traces {
+        let mut at_startups = Vec::new();
         for &startup in &startups {
             let mut config = config.clone();
             config.policy.startup = startup;
@@ -353,30 +354,31 @@ fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
             settings
                 .validate(trace)
                 .with_context(|| format!("replaying {}", trace.labels()))?;
-            runs.push((trace, startup, settings));
+            at_startups.push((startup, settings));
         }
+        runs.push((trace, at_startups));
     }
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let sweep = Sweep::default();
+    let replays = traces.len() * startups.len();
     note!(
-        "{} run(s): {} trace(s) × {} start-up(s), each {} HPA targets and {} quantiles with model {}",
-        runs.len(),
+        "{replays} run(s): {} trace(s) × {} start-up(s), each {} HPA targets and {} quantiles with model {}",
         traces.len(),
         startups.len(),
         sweep.targets.len(),
         sweep.quantiles.len(),
         args.model
     );
-    let progress = super::progress::bar(runs.len(), "replays");
-    // Runs are independent: rayon spreads them (and the fits inside each) over the cores.
-    let results: Vec<anyhow::Result<FrontierRun>> = runs
+    let progress = super::progress::bar(replays, "replays");
+    // Traces are independent: rayon spreads them (and the fits inside each) over the cores.
+    let results: Vec<anyhow::Result<Vec<FrontierRun>>> = runs
         .par_iter()
-        .map(|(trace, startup, settings)| {
-            let run = frontier_run(trace, *startup, settings, model.as_ref(), &sweep);
-            progress.inc(1);
-            run
+        .map(|(trace, at_startups)| {
+            frontier_runs(trace, at_startups, model.as_ref(), &sweep, &|| {
+                progress.inc(1)
+            })
         })
         .collect();
     progress.finish_and_clear();
@@ -393,8 +395,13 @@ fn run_frontier(args: SimulateArgs) -> anyhow::Result<()> {
     stdout.write_record(&columns)?;
     points_file.write_record(&columns)?;
     comparison_file.write_record(&comparison_columns)?;
-    for run in results {
-        let run = run?;
+    for run in results
+        .into_iter()
+        .map(|r| r.map(Vec::into_iter))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+    {
         let suffix = |mut record: Vec<String>| {
             if with_startup {
                 record.push(run.startup.to_string());
@@ -443,11 +450,36 @@ struct FrontierRun {
     notes: Vec<String>,
 }
 
+/// One trace along the sweep at each of its start-ups. The model is fitted once, for the
+/// longest start-up's horizon: a shorter start-up's replay reads the first steps of the same
+/// forecasts (a model's forecast for a step does not depend on how many steps follow it;
+/// only Prophet's simulated intervals are drawn differently for another length).
+fn frontier_runs(
+    trace: &crate::series::Series,
+    at_startups: &[(Seconds, ReplaySettings)],
+    model: &dyn crate::model::Model,
+    sweep: &Sweep,
+    done: &(dyn Fn() + Sync),
+) -> anyhow::Result<Vec<FrontierRun>> {
+    let Some((_, longest)) = at_startups.iter().max_by_key(|(startup, _)| *startup) else {
+        return Ok(vec![]);
+    };
+    let forecasts = Forecasts::make(trace, model, longest, &sweep.quantiles);
+    at_startups
+        .iter()
+        .map(|(startup, settings)| {
+            let run = frontier_run(trace, *startup, settings, &forecasts, sweep);
+            done();
+            run
+        })
+        .collect()
+}
+
 fn frontier_run(
     trace: &crate::series::Series,
     startup: Seconds,
     settings: &ReplaySettings,
-    model: &dyn crate::model::Model,
+    forecasts: &Forecasts,
     sweep: &Sweep,
 ) -> anyhow::Result<FrontierRun> {
     let name = trace.labels().to_string();
@@ -459,7 +491,6 @@ fn frontier_run(
         settings.history,
         settings.seasons,
     )];
-    let forecasts = Forecasts::make(trace, model, settings, &sweep.quantiles);
     if let Some(first) = forecasts.failure_reasons().next() {
         notes.push(format!(
             "{} fit(s) failed; those steps fell back to the observed load (the first: {})",
@@ -467,7 +498,7 @@ fn frontier_run(
             crate::human::chain(first)
         ));
     }
-    let points = frontier::sweep(trace, &forecasts, settings, sweep)
+    let points = frontier::sweep(trace, forecasts, settings, sweep)
         .with_context(|| format!("replaying {name}"))?;
     let comparisons = frontier::compare(&points);
     for c in &comparisons {
