@@ -36,7 +36,7 @@ pub(super) struct SimulateArgs {
     capacity: Option<Capacity>,
 
     /// Pod start-up time: from asking for a pod to it serving (`90s`, `2m`, or seconds).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, required_unless_present = "config")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, required_unless_present_any = ["config", "startups"])]
     startup: Option<Duration>,
 
     /// A workload's YAML configuration (see the README) instead of --capacity, --startup,
