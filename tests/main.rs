@@ -4,6 +4,7 @@
 //! dependencies are linked once rather than once per file.
 
 mod arima;
+mod audit;
 mod auto;
 mod cli;
 mod common;

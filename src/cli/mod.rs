@@ -19,6 +19,7 @@ macro_rules! note {
 }
 
 mod args;
+mod audit;
 mod backtest;
 mod bench;
 mod demo;
@@ -65,6 +66,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Kubernetes manifests that run `serve` in a cluster.
     Deploy(Box<deploy::DeployArgs>),
+    /// The audit log that `serve` writes: check its hash chain.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs a parsed command line; library events at `warn` and above (or as `PRESCALE_LOG`
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Deploy(args) => deploy::run(*args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 

@@ -105,6 +105,8 @@ pub struct Telemetry {
     pub authentication_enabled: Gauge,
     /// 1 when the API is served over TLS.
     pub tls_enabled: Gauge,
+    /// Audit records that could not be written.
+    pub audit_errors: Counter,
 }
 
 impl Default for Telemetry {
@@ -128,6 +130,7 @@ impl Default for Telemetry {
             reloads: Family::default(),
             authentication_enabled: Gauge::default(),
             tls_enabled: Gauge::default(),
+            audit_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -195,6 +198,11 @@ impl Default for Telemetry {
             "tls_enabled",
             "1 when the API is served over TLS",
             t.tls_enabled.clone(),
+        );
+        registry.register(
+            "audit_write_errors",
+            "Audit records that could not be written (the decisions were published)",
+            t.audit_errors.clone(),
         );
         Self { registry, ..t }
     }
