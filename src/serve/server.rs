@@ -11,6 +11,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
 
 use crate::human::chain;
 use crate::scale::config::ConfigError;
@@ -323,20 +324,32 @@ async fn refresh_loop(
         for w in &last.workloads {
             tracing::debug!("{}", describe(w));
         }
-        state.published.store(Arc::new(Published::new(
-            last.clone(),
-            config.workloads.iter().map(|w| w.namespace.clone()),
-            config.refresh_every.as_secs().max(1),
-        )));
         generation += 1;
-        let _ = published.send(generation);
-        if let Some(a) = &audit {
-            let entries = a.decisions(&state.published.load().snapshot);
-            if !a.append(entries).await {
-                state.telemetry.audit_errors.inc();
+        let span = tracing::info_span!(
+            parent: None,
+            "publish",
+            generation = generation as i64,
+            workloads = last.workloads.len() as i64,
+            pending = last.pending.len() as i64,
+            decision.made_at = last.made_at,
+        );
+        async {
+            state.published.store(Arc::new(Published::new(
+                last.clone(),
+                config.workloads.iter().map(|w| w.namespace.clone()),
+                config.refresh_every.as_secs().max(1),
+            )));
+            let _ = published.send(generation);
+            if let Some(a) = &audit {
+                let entries = a.decisions(&state.published.load().snapshot);
+                if !a.append(entries).await {
+                    state.telemetry.audit_errors.inc();
+                }
             }
+            persist(&config, &state.published.load().snapshot).await;
         }
-        persist(&config, &state.published.load().snapshot).await;
+        .instrument(span)
+        .await;
     }
 }
 

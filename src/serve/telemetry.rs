@@ -73,6 +73,13 @@ pub struct OutcomeLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// Span batches the process could not export to its OTLP collector (counted by whoever sets
+/// up the exporter; one counter per process, shown by every [`Telemetry`]).
+pub fn trace_export_failures() -> &'static Counter {
+    static FAILURES: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
+    FAILURES.get_or_init(Counter::default)
+}
+
 /// Every metric the server exports, registered once.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -203,6 +210,11 @@ impl Default for Telemetry {
             "audit_write_errors",
             "Audit records that could not be written (the decisions were published)",
             t.audit_errors.clone(),
+        );
+        registry.register(
+            "trace_export_failures",
+            "Span batches that could not be exported to the OTLP collector",
+            trace_export_failures().clone(),
         );
         Self { registry, ..t }
     }
