@@ -352,3 +352,70 @@ fn an_offline_backtest_is_one_trace_of_fits() {
         assert!(all.iter().any(|s| s.name == "predict" && s.parent == w.id));
     }
 }
+
+#[test]
+fn a_prometheus_query_is_a_span_with_its_promql_and_points() {
+    let points: Vec<(i64, f64)> = (0..96)
+        .map(|i| (1_700_000_000 + i * 300, 10.0 + (i % 12) as f64))
+        .collect();
+    let server = common::Prometheus::start(&[common::Backfill {
+        metric: "load",
+        labels: r#"service="api""#,
+        points,
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("spans.jsonl");
+    let otlp = free_port();
+    let _receiver = Receiver::start(otlp, &out);
+    let run = prescale()
+        .args([
+            "forecast",
+            "--model",
+            "naive",
+            "--horizon",
+            "4",
+            "--prometheus",
+            &server.url,
+        ])
+        .args([
+            "--query",
+            r#"sum(load{service="api"})"#,
+            "--start",
+            "1700000000",
+        ])
+        .args(["--end", "1700028500", "--step", "5m"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{otlp}"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let all = spans(&out);
+    let root = all
+        .iter()
+        .find(|s| s.name == "command")
+        .expect("the command's span");
+    assert_eq!(root.attributes["command"], "forecast");
+    let query = all
+        .iter()
+        .find(|s| s.name == "prometheus.query")
+        .expect("the query's span");
+    assert_eq!(
+        (query.trace.as_str(), query.parent.as_str()),
+        (root.trace.as_str(), root.id.as_str())
+    );
+    assert_eq!(query.attributes["promql"], r#"sum(load{service="api"})"#);
+    assert_eq!(query.attributes["step_seconds"], 300);
+    assert_eq!(query.attributes["series"], 1);
+    assert_eq!(query.attributes["points"], 96);
+    assert_eq!(query.attributes["retries"], 0);
+    assert!(query.attributes["start"]
+        .as_str()
+        .unwrap()
+        .contains("2023-11-14T22:13:20"));
+}
