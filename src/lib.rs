@@ -47,12 +47,16 @@
 //! | 2 | [`model`] | the [`model::Model`] / [`model::Fitted`] traits, settings and the registry ([`model::build`]), model files |
 //! | 3 | [`eval`] | scores, rolling-origin backtests and their summaries, the M4 protocol |
 //! | 4 | [`scale`] | the HPA's rules, the predictive policy, workload configs, the replay, frontiers of cost against shortfall, scores and advice |
+//! | 5 | [`audit`] | the hash-chained JSONL audit log: append durably, rotate, verify |
 //! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
 //! | 6 | [`serve`] | `prescale serve`: configuration, the refresh loop, published decisions, the external metrics API, the KEDA scaler, TLS and front-proxy auth, `/metrics`, state on disk |
+//! | 7 | [`compliance`] | what an auditor checks: the data classifier over label keys and values |
 //! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) or in many (`clusters`); global traffic weights and Istio VirtualServices (`weights`); backtest shards and the Indexed Job that runs them (`shard`, `job`) |
 //! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 
+pub mod audit;
 pub mod cli;
+pub mod compliance;
 pub mod deploy;
 pub mod eval;
 pub mod files;

@@ -4,9 +4,11 @@
 //! dependencies are linked once rather than once per file.
 
 mod arima;
+mod audit;
 mod auto;
 mod cli;
 mod common;
+mod compliance;
 mod deploy;
 mod hostile;
 mod layers;
@@ -14,6 +16,7 @@ mod lstm;
 mod m4;
 mod models;
 mod notebook;
+mod otlp;
 mod prometheus;
 mod prophet;
 mod serve;

@@ -124,9 +124,12 @@ pub(super) fn run(args: BacktestArgs) -> anyhow::Result<()> {
     };
     let levels = args.fit.levels();
     let progress = super::progress::bar(all.len(), "series");
+    // The command's span, entered on each worker thread so the fits are part of its trace.
+    let parent = tracing::Span::current();
     let per_series: Vec<anyhow::Result<Vec<BacktestRow>>> = all
         .par_iter()
         .map(|series| {
+            let _trace = parent.enter();
             let seasons = args.fit.seasons_for(series);
             let period = seasons.first().copied().unwrap_or(1);
             let name = backtest::series_name(series);

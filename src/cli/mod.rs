@@ -19,8 +19,10 @@ macro_rules! note {
 }
 
 mod args;
+mod audit;
 mod backtest;
 mod bench;
+mod compliance;
 mod demo;
 mod deploy;
 mod forecast;
@@ -29,6 +31,7 @@ mod prophet_args;
 mod report;
 mod serve;
 mod simulate;
+mod telemetry;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -66,12 +69,35 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Kubernetes manifests that run `serve` in a cluster.
     Deploy(Box<deploy::DeployArgs>),
+    /// The audit log that `serve` writes: check its hash chain.
+    Audit(audit::AuditArgs),
+    /// What an auditor checks: personal, health and payment data in the series' labels.
+    Compliance(compliance::ComplianceArgs),
 }
 
 /// Runs a parsed command line; library events at `warn` and above (or as `PRESCALE_LOG`
-/// says, e.g. `PRESCALE_LOG=debug`) go to stderr.
+/// says, e.g. `PRESCALE_LOG=debug`) go to stderr, and spans to an OTLP collector when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    init_logging();
+    telemetry::init();
+    let name = format!("{:?}", cli.command);
+    let name = name
+        .split(['(', ' '])
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    // The root of an offline command's trace (`serve` makes one per refresh and request).
+    let root = (name != "serve").then(|| tracing::info_span!("command", command = %name));
+    let result = match &root {
+        Some(span) => span.in_scope(|| dispatch(cli)),
+        None => dispatch(cli),
+    };
+    drop(root);
+    telemetry::flush();
+    result
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Forecast(args) => forecast::run(*args),
         Command::Backtest(args) => backtest::run(*args),
@@ -82,20 +108,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Deploy(args) => deploy::run(*args),
+        Command::Audit(args) => audit::run(args),
+        Command::Compliance(args) => compliance::run(args),
     }
-}
-
-/// The tracing subscriber: compact lines on stderr, filtered by `PRESCALE_LOG`.
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PRESCALE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    // A second call (tests running several commands in one process) keeps the first.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
 }
 
 /// The error's chain on one line, for `main`: `what failed: why: root cause`.

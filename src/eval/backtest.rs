@@ -104,8 +104,26 @@ pub fn run(
         .map(|(index, origin)| {
             let history = series.slice(0..origin);
             let actual = &series.values()[origin..origin + plan.horizon];
-            let outcome = model::fit_floored(model, &history, seasons, plan.floor)
-                .and_then(|fitted| fitted.predict(plan.horizon, levels))
+            let window = tracing::info_span!(
+                "backtest.window",
+                series = %series_name(series),
+                model = model.name(),
+                window = index as i64,
+                origin = %crate::series::format_millis(series.timestamp(origin)),
+            );
+            let _window = window.enter();
+            let fitted = tracing::info_span!(
+                "fit",
+                model = model.name(),
+                series_length = history.len() as i64,
+                seasons = ?seasons,
+            )
+            .in_scope(|| model::fit_floored(model, &history, seasons, plan.floor));
+            let outcome = fitted
+                .and_then(|fitted| {
+                    tracing::info_span!("predict", horizon = plan.horizon as i64, levels = ?levels)
+                        .in_scope(|| fitted.predict(plan.horizon, levels))
+                })
                 .map(|forecast| score(actual, &forecast, history.values(), period));
             Window {
                 index,

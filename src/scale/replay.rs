@@ -206,12 +206,25 @@ impl Forecasts {
     ) -> Self {
         let horizon = Self::horizon(trace, settings);
         let levels = levels_for(quantiles);
+        // Each refit is a child of the caller's span (the command's), on whichever thread.
+        let parent = tracing::Span::current();
         let fits = Self::origins(trace, settings)
             .par_iter()
             .map(|&r| {
                 let from = (r + 1).saturating_sub(settings.history);
                 let history = trace.slice(from..r + 1);
+                let span = tracing::info_span!(
+                    parent: &parent,
+                    "fit",
+                    model = model.name(),
+                    series_length = history.len() as i64,
+                    seasons = ?settings.seasons,
+                    origin = %format_millis(trace.timestamp(r)),
+                );
+                let _fit = span.enter();
                 let made = model::fit(model, &history, &settings.seasons).and_then(|fitted| {
+                    let _predict =
+                        tracing::info_span!("predict", horizon = horizon as i64, levels = ?levels).entered();
                     let f = fitted.predict(horizon, &levels)?;
                     if !f.mean.iter().all(|v| v.is_finite()) {
                         return Err(ModelError::failed(model.name(), "a non-finite forecast"));

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 use arc_swap::ArcSwap;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -112,39 +113,60 @@ fn json(code: StatusCode, body: String) -> Response {
 async fn guard(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = route_of(request.uri().path());
-    let response = if request
-        .uri()
-        .path_and_query()
-        .is_some_and(|p| p.as_str().len() > MAX_URI)
-    {
-        status(
-            StatusCode::URI_TOO_LONG,
-            "RequestURITooLong",
-            format!("the request target is over {MAX_URI} bytes"),
-        )
-    } else if request.uri().path().starts_with("/apis") {
-        let access = state.access.load();
-        let peer = request
-            .extensions()
-            .get::<Peer>()
-            .cloned()
-            .unwrap_or_default();
-        let accepted = match &peer.common_name {
-            Some(cn) => access.allowed_names.is_empty() || access.allowed_names.contains(cn),
-            None => false,
-        };
-        // The aggregator's identity headers are only believed from its own connection.
-        if !accepted {
-            strip_remote_headers(request.headers_mut());
+    // Each request is its own trace; `decision.made_at` names the published decisions it
+    // read (the `publish` span of the refresh that made them carries the same value).
+    let span = tracing::info_span!(
+        parent: None,
+        "request",
+        http.method = %request.method(),
+        http.route = route,
+        metric = tracing::field::Empty,
+        http.status_code = tracing::field::Empty,
+        decision.made_at = state.published.load().snapshot.made_at,
+    );
+    if route.ends_with("{metric}") {
+        if let Some(metric) = request.uri().path().rsplit('/').next() {
+            span.record("metric", metric);
         }
-        if access.require_front_proxy && !accepted {
-            status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
+    }
+    let response = async {
+        if request
+            .uri()
+            .path_and_query()
+            .is_some_and(|p| p.as_str().len() > MAX_URI)
+        {
+            status(
+                StatusCode::URI_TOO_LONG,
+                "RequestURITooLong",
+                format!("the request target is over {MAX_URI} bytes"),
+            )
+        } else if request.uri().path().starts_with("/apis") {
+            let access = state.access.load();
+            let peer = request
+                .extensions()
+                .get::<Peer>()
+                .cloned()
+                .unwrap_or_default();
+            let accepted = match &peer.common_name {
+                Some(cn) => access.allowed_names.is_empty() || access.allowed_names.contains(cn),
+                None => false,
+            };
+            // The aggregator's identity headers are only believed from its own connection.
+            if !accepted {
+                strip_remote_headers(request.headers_mut());
+            }
+            if access.require_front_proxy && !accepted {
+                status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
+            } else {
+                next.run(request).await
+            }
         } else {
             next.run(request).await
         }
-    } else {
-        next.run(request).await
-    };
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("http.status_code", i64::from(response.status().as_u16()));
     let t = &state.telemetry;
     t.requests
         .get_or_create(&RequestLabels {

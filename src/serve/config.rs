@@ -23,6 +23,10 @@
 //!   every: 15s                     # how often history is read and plans are made
 //!   concurrency: 2                 # fits at once
 //! hpaSyncPeriod: 15s               # the HPA's sync period (plans look this much further)
+//! audit:                           # the hash-chained audit log (on by default with stateDir)
+//!   file: /var/lib/prescale/audit.jsonl   # default: <stateDir>/audit.jsonl
+//!   rotateBytes: 67108864          # the active file is rotated past this size
+//!   enabled: true
 //! workloads:                       # each as `simulate --config` reads one
 //!   - workload: api
 //!     namespace: shop
@@ -96,6 +100,8 @@ pub struct ServeConfig {
     pub hpa_sync: Duration,
     /// The workloads.
     pub workloads: Vec<WorkloadConfig>,
+    /// The audit log (`None`: off).
+    pub audit: Option<super::audit_trail::AuditSettings>,
 }
 
 /// Where the files a configuration names are read: checked at parse time only when here.
@@ -124,7 +130,8 @@ pub struct Overrides {
     pub requestheader_allowed_names: Option<Vec<String>>,
 }
 
-const ROOT_KEYS: [&str; 9] = [
+const ROOT_KEYS: [&str; 10] = [
+    "audit",
     "prometheus",
     "stateDir",
     "listen",
@@ -201,6 +208,7 @@ impl ServeConfig {
         let hpa_sync = r
             .duration(root, "", "hpaSyncPeriod", Some(Duration::from_secs(15)))
             .unwrap_or(Duration::from_secs(15));
+        let audit = audit(&mut r, root.get("audit"), state_dir.as_deref());
         let mut workloads = Vec::new();
         for (at, item) in r.list(root, "", "workloads", Some("workload")) {
             let Some(m) = r.mapping(item, &at) else {
@@ -221,6 +229,7 @@ impl ServeConfig {
             concurrency,
             hpa_sync,
             workloads: vec![],
+            audit,
         };
         config.check(&mut r, &workloads, files);
         r.finish()?;
@@ -428,6 +437,45 @@ fn authentication(r: &mut ConfigReader, v: &Value) -> Option<RequestHeaderAuth> 
         client_ca_file: ca.into(),
         allowed_names: names,
     })
+}
+
+/// The audit log: `audit.file`, else `<stateDir>/audit.jsonl`; off with `enabled: false` or
+/// without either.
+fn audit(
+    r: &mut ConfigReader,
+    v: Option<&Value>,
+    state_dir: Option<&Path>,
+) -> Option<super::audit_trail::AuditSettings> {
+    use super::audit_trail::{AuditSettings, DEFAULT_ROTATE_BYTES};
+    let default_file = state_dir.map(|d| d.join("audit.jsonl"));
+    let Some(m) = v.and_then(|v| r.mapping(v, "audit")) else {
+        return default_file.map(|file| AuditSettings {
+            file,
+            rotate_bytes: DEFAULT_ROTATE_BYTES,
+        });
+    };
+    r.known(m, "audit", &["file", "rotateBytes", "enabled"]);
+    let enabled = r.boolean(m, "audit", "enabled", true);
+    let file = r.string(m, "audit", "file", false).map(PathBuf::from);
+    let rotate = r.integer(m, "audit", "rotateBytes", Some(DEFAULT_ROTATE_BYTES as i64));
+    let rotate_bytes = match rotate {
+        Some(n) if n >= 4096 => n as u64,
+        Some(n) => {
+            r.problem(format!("audit.rotateBytes: {n} is under 4096"));
+            DEFAULT_ROTATE_BYTES
+        }
+        None => DEFAULT_ROTATE_BYTES,
+    };
+    if !enabled {
+        return None;
+    }
+    match file.or(default_file) {
+        Some(file) => Some(AuditSettings { file, rotate_bytes }),
+        None => {
+            r.problem("audit.file: needed when there is no stateDir");
+            None
+        }
+    }
 }
 
 fn refresh(r: &mut ConfigReader, v: Option<&Value>) -> (Duration, usize) {

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_util::StreamExt as _;
 use prometheus_http_query::Client;
 use tokio::sync::Semaphore;
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use crate::forecast::{level_for_quantile, Forecast};
 use crate::human::chain;
@@ -138,7 +140,19 @@ impl MetricRunner {
     async fn read(&mut self, ctx: &Ctx<'_>) -> Result<Option<Series>, MetricError> {
         match self.config.source.clone() {
             Some(MetricSource::Query(q)) => self.read_query(ctx, &q).await,
-            Some(MetricSource::File(path)) => self.read_file(&path).await,
+            Some(MetricSource::File(path)) => {
+                let span = tracing::info_span!(
+                    "read_file",
+                    metric = %self.config.target.name,
+                    path = %path.display(),
+                    points = Empty,
+                );
+                let read = self.read_file(&path).instrument(span.clone()).await;
+                if let Ok(Some(series)) = &read {
+                    span.record("points", series.len() as i64);
+                }
+                read
+            }
             None => Ok(None),
         }
     }
@@ -366,13 +380,48 @@ impl MetricRunner {
             .map_err(|e| MetricError::Task(e.to_string()))?;
         let started = Instant::now();
         let origin = history.timestamp(i);
+        let fit_span = tracing::info_span!(
+            "fit",
+            metric = %self.config.target.name,
+            model = model.name(),
+            fitted = Empty,
+            fallback = Empty,
+            series_length = slice.len() as i64,
+            seasons = ?seasons,
+            origin = %format_millis(origin),
+            error = Empty,
+        );
+        let predict_span = tracing::info_span!(
+            parent: &fit_span,
+            "predict",
+            horizon = horizon as i64,
+            levels = ?levels,
+            error = Empty,
+        );
         let made = tokio::task::spawn_blocking(
             move || -> Result<(FittedModel, Forecast, f64), ModelError> {
-                let fitted = model::fit(model.as_ref(), &slice, &seasons)?;
-                let forecast = fitted.predict(horizon, &levels)?;
-                if !forecast.mean.iter().all(|v| v.is_finite()) {
-                    return Err(ModelError::failed(model.name(), "a non-finite forecast"));
-                }
+                let fitted = fit_span.in_scope(|| model::fit(model.as_ref(), &slice, &seasons));
+                let fitted = match fitted {
+                    Ok(f) => {
+                        fit_span.record("fitted", f.model());
+                        fit_span.record("fallback", f.model() != model.name());
+                        f
+                    }
+                    Err(e) => {
+                        fit_span.record("error", chain(&e));
+                        return Err(e);
+                    }
+                };
+                let forecast = predict_span.in_scope(|| {
+                    let forecast = fitted.predict(horizon, &levels)?;
+                    if !forecast.mean.iter().all(|v| v.is_finite()) {
+                        return Err(ModelError::failed(model.name(), "a non-finite forecast"));
+                    }
+                    Ok(forecast)
+                });
+                let forecast = forecast.inspect_err(|e| {
+                    predict_span.record("error", chain(e));
+                })?;
                 let rho = error_autocorrelation(slice.values(), &fitted.fitted_values());
                 Ok((fitted, forecast, rho))
             },
@@ -605,6 +654,38 @@ impl WorkloadRunner {
     }
 
     fn decide(&mut self, shared: &Shared<'_>, current: i64) -> Option<WorkloadDecision> {
+        let span = tracing::info_span!(
+            "plan",
+            metric = %self
+                .metrics
+                .iter()
+                .map(|m| m.config.target.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            quantile = self.config.policy.quantile,
+            current,
+            desired = Empty,
+            reason = Empty,
+            fallback = Empty,
+        );
+        let _entered = span.enter();
+        let decision = self.decide_inner(shared, current);
+        match &decision {
+            Some(d) => {
+                span.record("desired", d.desired);
+                span.record("reason", d.reason.as_str());
+                if let Some(f) = &d.fallback {
+                    span.record("fallback", f.as_str());
+                }
+            }
+            None => {
+                span.record("reason", "pending: no forecast yet");
+            }
+        }
+        decision
+    }
+
+    fn decide_inner(&mut self, shared: &Shared<'_>, current: i64) -> Option<WorkloadDecision> {
         let w = &self.config;
         let fallback = &w.fallback;
         let max_age = fallback.max_forecast_age.as_millis() as Millis;
@@ -930,8 +1011,22 @@ impl Engine {
         let decisions: Vec<(String, WorkloadLabels, Option<WorkloadDecision>)> =
             futures_util::stream::iter(self.workloads.iter_mut().map(|w| {
                 let shared = &shared;
+                // One refresh of one workload is one trace.
+                let span = tracing::info_span!(
+                    parent: None,
+                    "refresh",
+                    namespace = %w.config.namespace,
+                    workload = %w.config.workload,
+                    metrics = w.metrics.len() as i64,
+                    desired = Empty,
+                    fallback = Empty,
+                );
                 async move {
-                    let decision = w.refresh(shared).await;
+                    let decision = w.refresh(shared).instrument(span.clone()).await;
+                    if let Some(d) = &decision {
+                        span.record("desired", d.desired);
+                        span.record("fallback", d.fallback.is_some());
+                    }
                     (w.key(), w.labels(), decision)
                 }
             }))

@@ -15,6 +15,7 @@
 //! [`telemetry`] is `/metrics`.
 
 pub mod api;
+pub mod audit_trail;
 pub mod config;
 pub mod engine;
 pub mod keda;

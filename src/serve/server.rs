@@ -11,11 +11,13 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
 
 use crate::human::chain;
 use crate::scale::config::ConfigError;
 
 use super::api::{router, Access, AppState};
+use super::audit_trail::AuditTrail;
 use super::config::{Overrides, ServeConfig};
 use super::engine::{describe, wall_clock, Engine, EngineError};
 use super::keda::Scaler;
@@ -49,6 +51,9 @@ pub enum ServeError {
     /// The engine could not be built.
     #[error("the engine")]
     Engine(#[from] EngineError),
+    /// The audit log could not be opened (or its newest record is not whole).
+    #[error("the audit log")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// What a started server tells its caller.
@@ -81,6 +86,14 @@ pub async fn run(
         .map(|w| format!("{}/{}", w.namespace, w.workload))
         .collect();
     let restored = restore(&config, &keys);
+    let audit = match &config.audit {
+        Some(settings) => Some(Arc::new(AuditTrail::open(
+            settings,
+            &restored,
+            wall_clock(),
+        )?)),
+        None => None,
+    };
     let state = Arc::new(AppState::new(
         Published::new(restored.clone(), namespaces(), window),
         access(&config),
@@ -168,14 +181,21 @@ pub async fn run(
     ready(started);
 
     let engine = Engine::new(config.clone(), None).map_err(|r| r.0)?;
+    if let Some(a) = &audit {
+        let bytes = crate::files::read_limited(path, crate::files::MAX_CONFIG_BYTES).ok();
+        let entry = a.configuration("load", path, bytes.as_deref(), None, wall_clock());
+        if !a.append(vec![entry]).await {
+            state.telemetry.audit_errors.inc();
+        }
+    }
     let refresh = refresh_loop(
         engine,
-        path.to_path_buf(),
-        overrides,
+        (path.to_path_buf(), overrides),
         state.clone(),
         published_tx,
         restored,
         stopped,
+        audit,
     );
     tokio::select! {
         _ = refresh => {}
@@ -252,12 +272,12 @@ async fn persist(config: &ServeConfig, snapshot: &Arc<Snapshot>) {
 /// problems and the old keeps serving).
 async fn refresh_loop(
     mut engine: Engine,
-    path: PathBuf,
-    overrides: Overrides,
+    (path, overrides): (PathBuf, Overrides),
     state: Arc<AppState>,
     published: watch::Sender<u64>,
     mut last: Snapshot,
     mut stopped: watch::Receiver<bool>,
+    audit: Option<Arc<AuditTrail>>,
 ) {
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut ticks = tokio::time::interval(engine.config().refresh_every);
@@ -285,7 +305,16 @@ async fn refresh_loop(
             _ = stopped.changed() => return,
         };
         if reload {
-            engine = reload_config(engine, &path, &overrides, &state);
+            let refused;
+            (engine, refused) = reload_config(engine, &path, &overrides, &state);
+            if let Some(a) = &audit {
+                let bytes = crate::files::read_limited(&path, crate::files::MAX_CONFIG_BYTES).ok();
+                let entry =
+                    a.configuration("reload", &path, bytes.as_deref(), refused, wall_clock());
+                if !a.append(vec![entry]).await {
+                    state.telemetry.audit_errors.inc();
+                }
+            }
             ticks = tokio::time::interval(engine.config().refresh_every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             continue;
@@ -295,18 +324,43 @@ async fn refresh_loop(
         for w in &last.workloads {
             tracing::debug!("{}", describe(w));
         }
-        state.published.store(Arc::new(Published::new(
-            last.clone(),
-            config.workloads.iter().map(|w| w.namespace.clone()),
-            config.refresh_every.as_secs().max(1),
-        )));
         generation += 1;
-        let _ = published.send(generation);
-        persist(&config, &state.published.load().snapshot).await;
+        let span = tracing::info_span!(
+            parent: None,
+            "publish",
+            generation = generation as i64,
+            workloads = last.workloads.len() as i64,
+            pending = last.pending.len() as i64,
+            decision.made_at = last.made_at,
+        );
+        async {
+            state.published.store(Arc::new(Published::new(
+                last.clone(),
+                config.workloads.iter().map(|w| w.namespace.clone()),
+                config.refresh_every.as_secs().max(1),
+            )));
+            let _ = published.send(generation);
+            if let Some(a) = &audit {
+                let entries = a.decisions(&state.published.load().snapshot);
+                if !a.append(entries).await {
+                    state.telemetry.audit_errors.inc();
+                }
+            }
+            persist(&config, &state.published.load().snapshot).await;
+        }
+        .instrument(span)
+        .await;
     }
 }
 
-fn reload_config(engine: Engine, path: &Path, overrides: &Overrides, state: &AppState) -> Engine {
+/// Loads the configuration again; returns the engine in effect and, when the new one was
+/// refused, why.
+fn reload_config(
+    engine: Engine,
+    path: &Path,
+    overrides: &Overrides,
+    state: &AppState,
+) -> (Engine, Option<String>) {
     let labels = |outcome: &str| OutcomeLabels {
         outcome: outcome.into(),
     };
@@ -339,7 +393,7 @@ fn reload_config(engine: Engine, path: &Path, overrides: &Overrides, state: &App
                         .get_or_create(&labels("applied"))
                         .inc();
                     tracing::info!(workloads = new.workloads.len(), "configuration reloaded");
-                    next
+                    (next, None)
                 }
                 Err(rejected) => {
                     let (e, previous) = *rejected;
@@ -349,7 +403,10 @@ fn reload_config(engine: Engine, path: &Path, overrides: &Overrides, state: &App
                         .get_or_create(&labels("refused"))
                         .inc();
                     tracing::error!(error = %chain(&e), "the new configuration cannot run; the old one keeps serving");
-                    previous.expect("the engine in effect was handed over")
+                    (
+                        previous.expect("the engine in effect was handed over"),
+                        Some(chain(&e)),
+                    )
                 }
             }
         }
@@ -360,7 +417,7 @@ fn reload_config(engine: Engine, path: &Path, overrides: &Overrides, state: &App
                 .get_or_create(&labels("refused"))
                 .inc();
             tracing::error!(problems = %problems, "refused the new configuration; the old one keeps serving");
-            engine
+            (engine, Some(problems.to_string()))
         }
     }
 }

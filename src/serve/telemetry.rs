@@ -73,6 +73,13 @@ pub struct OutcomeLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// Span batches the process could not export to its OTLP collector (counted by whoever sets
+/// up the exporter; one counter per process, shown by every [`Telemetry`]).
+pub fn trace_export_failures() -> &'static Counter {
+    static FAILURES: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
+    FAILURES.get_or_init(Counter::default)
+}
+
 /// Every metric the server exports, registered once.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -105,6 +112,8 @@ pub struct Telemetry {
     pub authentication_enabled: Gauge,
     /// 1 when the API is served over TLS.
     pub tls_enabled: Gauge,
+    /// Audit records that could not be written.
+    pub audit_errors: Counter,
 }
 
 impl Default for Telemetry {
@@ -128,6 +137,7 @@ impl Default for Telemetry {
             reloads: Family::default(),
             authentication_enabled: Gauge::default(),
             tls_enabled: Gauge::default(),
+            audit_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -195,6 +205,16 @@ impl Default for Telemetry {
             "tls_enabled",
             "1 when the API is served over TLS",
             t.tls_enabled.clone(),
+        );
+        registry.register(
+            "audit_write_errors",
+            "Audit records that could not be written (the decisions were published)",
+            t.audit_errors.clone(),
+        );
+        registry.register(
+            "trace_export_failures",
+            "Span batches that could not be exported to the OTLP collector",
+            trace_export_failures().clone(),
         );
         Self { registry, ..t }
     }

@@ -219,7 +219,46 @@ pub fn connect(
 }
 
 /// [`query_range`] on a client made by [`connect`] (the query's URL is the client's).
+#[tracing::instrument(
+    name = "prometheus.query",
+    skip_all,
+    fields(
+        promql = %query.query,
+        start = %format_millis(query.start),
+        end = %format_millis(query.end),
+        step_seconds = query.step / 1000,
+        series = tracing::field::Empty,
+        points = tracing::field::Empty,
+        retries = 0i64,
+        error = tracing::field::Empty,
+    )
+)]
 pub async fn query_range_on(
+    client: &Client,
+    query: &RangeQuery,
+    options: &QueryOptions,
+) -> Result<Vec<Series>, PrometheusError> {
+    let result = query_range_inner(client, query, options).await;
+    let span = tracing::Span::current();
+    match &result {
+        Ok(series) => {
+            span.record("series", series.len() as i64);
+            span.record(
+                "points",
+                series
+                    .iter()
+                    .map(|s| s.values().iter().filter(|v| v.is_finite()).count())
+                    .sum::<usize>() as i64,
+            );
+        }
+        Err(e) => {
+            span.record("error", crate::human::chain(e));
+        }
+    }
+    result
+}
+
+async fn query_range_inner(
     client: &Client,
     query: &RangeQuery,
     options: &QueryOptions,
@@ -424,6 +463,7 @@ where
                 if !failure.transient || attempt > options.retries {
                     return Err(failure.error);
                 }
+                tracing::Span::current().record("retries", i64::from(attempt));
                 let wait = options.backoff.saturating_mul(1 << (attempt - 1).min(16));
                 tokio::time::sleep(wait).await;
             }
