@@ -85,7 +85,8 @@ pub struct Window {
     pub outcome: Result<Scores, ModelError>,
 }
 
-/// Runs `model` over every window of `plan` on `series`.
+/// Runs `model` over every window of `plan` on `series` (fitted for the plan's horizon,
+/// [`crate::model::Model::fit_for`]).
 ///
 /// `seasons` go to the model; `period` scales MASE and MSIS (the in-sample seasonal naive error
 /// of each window's own history); `levels` are the interval levels to score.
@@ -104,9 +105,10 @@ pub fn run(
         .map(|(index, origin)| {
             let history = series.slice(0..origin);
             let actual = &series.values()[origin..origin + plan.horizon];
-            let outcome = model::fit_floored(model, &history, seasons, plan.floor)
-                .and_then(|fitted| fitted.predict(plan.horizon, levels))
-                .map(|forecast| score(actual, &forecast, history.values(), period));
+            let outcome =
+                model::fit_floored_for(model, &history, seasons, plan.floor, Some(plan.horizon))
+                    .and_then(|fitted| fitted.predict(plan.horizon, levels))
+                    .map(|forecast| score(actual, &forecast, history.values(), period));
             Window {
                 index,
                 origin: series.timestamp(origin),
