@@ -127,7 +127,7 @@ pub struct Settings {
     /// (at least 8) and two of the first season otherwise (at least 8).
     pub horizon: Option<usize>,
     /// Steps between consecutive origins; `None`: the window length, or more where that
-    /// spreads the windows over one season (`max(horizon, ⌈season / windows⌉)`).
+    /// spreads the windows over the shortest season (`max(horizon, ⌈season / windows⌉)`).
     pub stride: Option<usize>,
     /// How the candidates are combined.
     pub combine: Combine,
@@ -370,10 +370,13 @@ impl Auto {
         let Settings {
             windows, combine, ..
         } = self.settings;
+        // Spread over the shortest season (a day), not a week: recent enough to share the
+        // series' present regime, long enough to see its hours.
+        let shortest = seasons.iter().copied().min().unwrap_or(1);
         let stride = self
             .settings
             .stride
-            .unwrap_or_else(|| horizon.max(period.div_ceil(windows.max(1))));
+            .unwrap_or_else(|| horizon.max(shortest.div_ceil(windows.max(1))));
         let n = series.len();
         let origins = validation_origins(n, horizon, stride, windows);
         let mut fits = 0;
