@@ -31,6 +31,7 @@ fn fast(combine: Combine) -> Auto {
             .collect(),
         windows: 3,
         horizon: Some(24),
+        stride: None,
         combine,
     })
     .unwrap()
@@ -145,19 +146,107 @@ fn a_saved_auto_model_forecasts_the_same() {
     assert_eq!(loaded.describe(), fitted.describe());
 }
 
+/// `auto` over `candidates` with its default windows.
+fn over(candidates: &[&str]) -> Auto {
+    Auto::from_settings(auto::Settings {
+        candidates: candidates.iter().copied().map(ModelSpec::named).collect(),
+        ..auto::Settings::default()
+    })
+    .unwrap()
+}
+
 #[test]
-fn too_short_for_its_windows_is_a_typed_error() {
-    let short = Series::new(
-        Labels::named("s"),
-        0,
-        3_600_000,
-        (0..80).map(f64::from).collect(),
+fn validation_windows_have_the_length_of_the_horizon_asked_for() {
+    // Five-minute data, one hour ahead: windows of 12 steps, spread over the last day
+    // (⌈288 / 8⌉ = 36 steps apart), whatever the season's length.
+    let amzn = common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 20);
+    let auto = over(&["seasonal-naive", "naive"]);
+    let text = auto.fit_for(&amzn, &[288], 12).unwrap().describe();
+    assert!(
+        text.contains("validated on 8 windows of 12 steps, 36 apart (17 fits"),
+        "{text}"
+    );
+    assert!(
+        text.contains("calibrated per lead time on 96 window steps"),
+        "{text}"
+    );
+    // One step ahead: 8 windows of one step.
+    let text = auto.fit_for(&amzn, &[288], 1).unwrap().describe();
+    assert!(text.contains("on 8 windows of 1 steps, 36 apart"), "{text}");
+    // A day ahead: back to back.
+    let text = auto.fit_for(&amzn, &[288], 288).unwrap().describe();
+    assert!(
+        text.contains("on 8 windows of 288 steps, 288 apart"),
+        "{text}"
+    );
+    // Without a horizon, one hour of steps on sub-hourly data.
+    let text = auto.fit(&amzn, &[288]).unwrap().describe();
+    assert!(text.contains("windows of 12 steps"), "{text}");
+}
+
+#[test]
+fn a_short_history_uses_the_candidates_that_can_fit_and_says_so() {
+    // A season of 72 steps, 8 steps ahead, windows 9 apart in the second half of the
+    // history. Seasonal naive needs 73 points of history: on 100 points it fits the three
+    // latest of five windows, and the candidates are compared on those three.
+    let auto = over(&["seasonal-naive", "ets"]);
+    let text = auto
+        .fit_for(&taxi_hourly().slice(0..100), &[72], 8)
+        .unwrap()
+        .describe();
+    assert!(
+        text.contains("validated on 3 windows of 8 steps, 9 apart"),
+        "{text}"
+    );
+    assert!(!text.contains("failed validation"), "{text}");
+    // On 90 points it fits two of five: too few to compare on, so it is dropped, says why,
+    // and ets, which fits them all, is used.
+    let fitted = auto.fit_for(&taxi_hourly().slice(0..90), &[72], 8).unwrap();
+    let text = fitted.describe();
+    assert!(text.starts_with("auto: chose ets;"), "{text}");
+    assert!(text.contains("validated on 5 windows"), "{text}");
+    assert!(
+        text.contains("failed validation: seasonal-naive (fitted 2 of 5 validation windows"),
+        "{text}"
+    );
+    let forecast = fitted.predict(8, &[95.0]).unwrap();
+    assert!(forecast.mean.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn a_history_too_short_for_one_window_takes_the_first_candidate_that_fits() {
+    // 30 hourly points, a day ahead: no window of 24 steps fits in the second half, so no
+    // validation; seasonal naive (period 48) cannot fit at all, theta can.
+    let short = taxi_hourly().slice(0..30);
+    let fitted = model::fit_floored_for(
+        &over(&["seasonal-naive", "theta", "ets"]),
+        &short,
+        &[48],
+        model::Floor::Auto,
+        Some(24),
     )
     .unwrap();
-    match fast(Combine::Median).fit(&short, &[24]) {
-        Err(ModelError::TooShort { needed, got, .. }) => assert_eq!((needed, got), (120, 80)),
-        Err(e) => panic!("expected TooShort, got {e}"),
-        Ok(_) => panic!("expected TooShort, got a fit"),
+    let text = fitted.describe();
+    assert!(text.starts_with("auto: theta without validation: the history (30 points) is too short for a validation window of 24 steps"), "{text}");
+    assert!(
+        text.contains("seasonal-naive (seasonal-naive needs"),
+        "{text}"
+    );
+    let forecast = fitted.predict(24, &[80.0, 95.0]).unwrap();
+    // Its own intervals, nested.
+    assert!(forecast.intervals[1].upper[0] > forecast.intervals[0].upper[0]);
+    // Nothing that fits: a typed error with every reason.
+    match over(&["seasonal-naive"]).fit_for(&short, &[48], 24) {
+        Err(e @ ModelError::Failed { .. }) => {
+            let text = prescale::human::chain(&e);
+            assert!(text.contains("no candidate could be fitted"), "{text}");
+            assert!(
+                text.contains("seasonal-naive: seasonal-naive needs"),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("expected Failed, got {e}"),
+        Ok(_) => panic!("expected an error, got a fit"),
     }
 }
 

@@ -533,3 +533,52 @@ fn model_flags_for_a_model_not_asked_for_are_refused() {
     );
     assert!(err.contains("p and q go up to 5"), "{err}");
 }
+
+#[test]
+fn bench_ops_scores_every_series_of_the_step_at_each_horizon_and_says_what_auto_chose() {
+    // The bundled folder: the 5-minute AMZN series is used, the 30-minute taxi series skipped.
+    let out = prescale()
+        .args([
+            "bench",
+            "ops",
+            "--data",
+            dataset("").to_str().unwrap(),
+            "--horizons",
+            "1,12",
+            "--windows",
+            "2",
+            "--models",
+            "seasonal-naive,naive,auto",
+            "--candidates",
+            "seasonal-naive,naive",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("nyc_taxi.csv: skipped"), "{stderr}");
+    for horizon in [
+        "horizon 1 steps (5m), 1 series",
+        "horizon 12 steps (1h), 1 series",
+    ] {
+        assert!(stdout.contains(horizon), "{stdout}");
+    }
+    // A row per model and horizon, with its scores.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("auto ") && !l.starts_with("auto against"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    let mase: f64 = rows[1].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(mase > 0.0 && mase < 5.0, "{stdout}");
+    assert!(
+        stdout.contains("auto against its best candidate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Twitter_volume_AMZN: auto: chose")
+            && stdout.contains("windows of 12 steps"),
+        "{stdout}"
+    );
+}

@@ -210,9 +210,11 @@ workloads:
         || {
             let all = spans(&out);
             complete_refresh(&all).is_some()
-                && all
-                    .iter()
-                    .any(|s| s.name == "request" && s.attributes.contains_key("metric"))
+                && all.iter().any(|s| {
+                    s.name == "request"
+                        && s.attributes.contains_key("metric")
+                        && s.attributes.get("http.status_code") == Some(&200.into())
+                })
         },
     );
     let all = spans(&out);
@@ -246,10 +248,15 @@ workloads:
     assert_eq!(plan.attributes["desired"], root.attributes["desired"]);
     assert!(plan.attributes["reason"].as_str().unwrap().contains("pods"));
 
-    // A request is a trace of its own naming the published decisions it read.
+    // A request is a trace of its own naming the published decisions it read (the test's
+    // polls before the first decision are answered 503 and traced too: take one answered).
     let request = all
         .iter()
-        .find(|s| s.name == "request" && s.attributes.contains_key("metric"))
+        .find(|s| {
+            s.name == "request"
+                && s.attributes.contains_key("metric")
+                && s.attributes.get("http.status_code") == Some(&200.into())
+        })
         .unwrap();
     assert!(request.parent.is_empty());
     assert_eq!(request.attributes["metric"], "prescale_replicas");

@@ -83,8 +83,14 @@ pub(super) fn run(args: ForecastArgs) -> anyhow::Result<()> {
     let mut table: Option<DataFrame> = None;
     for series in &all {
         let seasons = args.fit.seasons_for(series);
-        let fitted = model::fit_floored(model.as_ref(), series, &seasons, args.fit.floor)
-            .with_context(|| format!("fitting {} on {}", model.name(), series.labels()))?;
+        let fitted = model::fit_floored_for(
+            model.as_ref(),
+            series,
+            &seasons,
+            args.fit.floor,
+            Some(args.horizon),
+        )
+        .with_context(|| format!("fitting {} on {}", model.name(), series.labels()))?;
         let forecast = fitted.predict(args.horizon, args.fit.levels())?;
         if let Some(path) = &args.save_model {
             fitted.save(path)?;

@@ -85,7 +85,8 @@ pub struct Window {
     pub outcome: Result<Scores, ModelError>,
 }
 
-/// Runs `model` over every window of `plan` on `series`.
+/// Runs `model` over every window of `plan` on `series` (fitted for the plan's horizon,
+/// [`crate::model::Model::fit_for`]).
 ///
 /// `seasons` go to the model; `period` scales MASE and MSIS (the in-sample seasonal naive error
 /// of each window's own history); `levels` are the interval levels to score.
@@ -118,7 +119,9 @@ pub fn run(
                 series_length = history.len() as i64,
                 seasons = ?seasons,
             )
-            .in_scope(|| model::fit_floored(model, &history, seasons, plan.floor));
+            .in_scope(|| {
+                model::fit_floored_for(model, &history, seasons, plan.floor, Some(plan.horizon))
+            });
             let outcome = fitted
                 .and_then(|fitted| {
                     tracing::info_span!("predict", horizon = plan.horizon as i64, levels = ?levels)

@@ -113,7 +113,7 @@ pub fn evaluate_floored(
         .zip(&data.test[..n])
         .map(|(train, test)| {
             let forecast = |m: &dyn Model| {
-                model::fit_floored(m, train, &SEASONS, floor)
+                model::fit_floored_for(m, train, &SEASONS, floor, Some(HORIZON))
                     .and_then(|f| f.predict(HORIZON, &[LEVEL]))
             };
             let (forecast, fell_back) = match forecast(model) {

@@ -27,6 +27,7 @@
 use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::forecast::{Interval, Prediction};
 use crate::series::Series;
@@ -118,11 +119,16 @@ impl std::str::FromStr for Combine {
 pub struct Settings {
     /// Candidate models, each a registry name or a name with its settings.
     pub candidates: Vec<ModelSpec>,
-    /// Validation windows.
+    /// Validation windows (rolling origins at the end of the history), at most; fewer when
+    /// the history is short (the windows never take more than half of it).
     pub windows: usize,
-    /// Steps per validation window; `None`: two of the first season (two days for hourly
-    /// data), at least 8.
+    /// Steps per validation window; `None`: the horizon the forecast is fitted for
+    /// ([`Model::fit_for`]), or, when none is known, one hour of steps on sub-hourly data
+    /// (at least 8) and two of the first season otherwise (at least 8).
     pub horizon: Option<usize>,
+    /// Steps between consecutive origins; `None`: the window length, or more where that
+    /// spreads the windows over the shortest season (`max(horizon, ⌈season / windows⌉)`).
+    pub stride: Option<usize>,
     /// How the candidates are combined.
     pub combine: Combine,
 }
@@ -134,12 +140,16 @@ impl Default for Settings {
                 .into_iter()
                 .map(ModelSpec::named)
                 .collect(),
-            windows: 2,
+            windows: DEFAULT_WINDOWS,
             horizon: None,
+            stride: None,
             combine: Combine::Best,
         }
     }
 }
+
+/// The default number of validation windows.
+pub const DEFAULT_WINDOWS: usize = 8;
 
 /// The automatic model: its settings and the candidate models built from them.
 #[derive(Clone)]
@@ -176,6 +186,9 @@ impl Auto {
         if settings.horizon == Some(0) {
             problems.push("horizon: a validation window needs at least one step".into());
         }
+        if settings.stride == Some(0) {
+            problems.push("stride: origins need at least one step between them".into());
+        }
         let mut candidates = Vec::new();
         for spec in &settings.candidates {
             if spec.name == "auto" {
@@ -210,12 +223,19 @@ struct Validated {
     /// Index into the candidates.
     candidate: usize,
     name: &'static str,
-    /// Mean MASE over the windows.
-    error: f64,
-    /// MASE per window (`NaN` where a window could not be scored).
+    /// MASE per window (`NaN` where the window failed or could not be scored).
     window_errors: Vec<f64>,
-    /// Window forecasts: mean and the spread level's half-widths per step.
-    windows: Vec<(Vec<f64>, Vec<f64>)>,
+    /// Window forecasts: mean and the spread level's half-widths per step (`None` where the
+    /// candidate failed on the window).
+    windows: Vec<Option<(Vec<f64>, Vec<f64>)>>,
+    /// Why it failed on its first failed window.
+    failure: Option<String>,
+}
+
+impl Validated {
+    fn fitted_windows(&self) -> usize {
+        self.windows.iter().filter(|w| w.is_some()).count()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -224,6 +244,21 @@ struct Member {
     weight: f64,
     error: f64,
     state: serde_json::Value,
+}
+
+/// How the choice was validated, and what it cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Validation {
+    /// Windows compared (the origins every kept candidate fitted).
+    windows: usize,
+    /// Steps per window.
+    horizon: usize,
+    /// Steps between origins.
+    stride: usize,
+    /// Model fits, validation and final together.
+    fits: usize,
+    /// Wall-clock seconds of the whole fit.
+    seconds: f64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -236,16 +271,62 @@ struct AutoState {
     /// with one window and in files from before it existed.
     #[serde(default)]
     cross_scores: Vec<f64>,
+    /// `scores` per lead time (sorted, one list per window step); empty in files from before
+    /// it existed, which calibrate on the pooled scores.
+    #[serde(default)]
+    lead_scores: Vec<Vec<f64>>,
+    /// `cross_scores` per lead time.
+    #[serde(default)]
+    lead_cross_scores: Vec<Vec<f64>>,
     /// Candidates that could not be validated.
     dropped: Vec<String>,
     /// Why each of `dropped` could not be (empty in files from before it was kept).
     #[serde(default)]
     dropped_reasons: Vec<String>,
+    /// The validation and its cost (absent in files from before it was kept).
+    #[serde(default)]
+    validation: Option<Validation>,
+    /// Why the choice was made without validation (a history too short for one window).
+    #[serde(default)]
+    unvalidated: Option<String>,
 }
 
 struct FittedAuto {
     state: AutoState,
     fitted: Vec<Box<dyn Fitted>>,
+}
+
+/// One hour, ms.
+const HOUR_MS: i64 = 3_600_000;
+
+/// The validation windows' length when no horizon is known: one hour of steps on
+/// sub-hourly data, two of the first season otherwise; at least 8.
+fn default_horizon(step: i64, period: usize) -> usize {
+    if step > 0 && step < HOUR_MS {
+        ((HOUR_MS / step) as usize).max(8)
+    } else {
+        (2 * period).max(8)
+    }
+}
+
+/// The validation origins (earliest first) for a history of `n` points: up to `windows`
+/// windows of `horizon` steps, `stride` apart, the last one ending at the history's end,
+/// and none starting before half of the history (so every window's forecast sees at least
+/// half of it). Empty when not even one window fits.
+fn validation_origins(n: usize, horizon: usize, stride: usize, windows: usize) -> Vec<usize> {
+    let Some(last) = n.checked_sub(horizon) else {
+        return Vec::new();
+    };
+    let earliest = n / 2;
+    (0..windows)
+        .map_while(|k| {
+            last.checked_sub(k * stride)
+                .filter(|o| *o >= earliest.max(1))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
 }
 
 impl Model for Auto {
@@ -255,132 +336,350 @@ impl Model for Auto {
 
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         let period = seasons.first().copied().unwrap_or(1);
+        let horizon = self
+            .settings
+            .horizon
+            .unwrap_or_else(|| default_horizon(series.step(), period));
+        self.fit_horizon(series, seasons, horizon)
+    }
+
+    fn fit_for(
+        &self,
+        series: &Series,
+        seasons: &[usize],
+        horizon: usize,
+    ) -> Result<Box<dyn Fitted>, ModelError> {
+        self.fit_horizon(
+            series,
+            seasons,
+            self.settings.horizon.unwrap_or(horizon.max(1)),
+        )
+    }
+}
+
+impl Auto {
+    /// Validates, chooses and fits for windows of `horizon` steps.
+    fn fit_horizon(
+        &self,
+        series: &Series,
+        seasons: &[usize],
+        horizon: usize,
+    ) -> Result<Box<dyn Fitted>, ModelError> {
+        let started = Instant::now();
+        let period = seasons.first().copied().unwrap_or(1);
         let Settings {
             windows, combine, ..
         } = self.settings;
-        let horizon = self.settings.horizon.unwrap_or((2 * period).max(8));
+        // Spread over the shortest season (a day), not a week: recent enough to share the
+        // series' present regime, long enough to see its hours.
+        let shortest = seasons.iter().copied().min().unwrap_or(1);
+        let stride = self
+            .settings
+            .stride
+            .unwrap_or_else(|| horizon.max(shortest.div_ceil(windows.max(1))));
         let n = series.len();
-        let needed = (windows + 2) * horizon;
-        if windows == 0 || n < needed {
-            return Err(ModelError::TooShort {
-                model: "auto".into(),
-                needed,
-                got: n,
-            });
-        }
-        let origins: Vec<usize> = (0..windows).map(|w| n - (windows - w) * horizon).collect();
+        let origins = validation_origins(n, horizon, stride, windows);
+        let mut fits = 0;
         let mut validated = Vec::new();
         let mut dropped = Vec::new();
-        for (candidate, model) in self.candidates.iter().enumerate() {
-            match validate(
-                candidate,
-                model.as_ref(),
-                series,
-                seasons,
-                &origins,
-                horizon,
-                period,
-            ) {
-                Ok(v) => validated.push(v),
-                Err(e) => {
-                    let reason = chain(&e);
+        if !origins.is_empty() {
+            for (candidate, model) in self.candidates.iter().enumerate() {
+                let v = validate(
+                    candidate,
+                    model.as_ref(),
+                    series,
+                    seasons,
+                    &origins,
+                    horizon,
+                    period,
+                );
+                fits += origins.len();
+                if v.fitted_windows() == 0 {
+                    let reason = v
+                        .failure
+                        .unwrap_or_else(|| "no window could be fitted".into());
                     tracing::warn!(candidate = model.name(), %reason, "auto dropped a candidate");
                     dropped.push((model.name().to_string(), reason));
+                } else {
+                    validated.push(v);
                 }
             }
         }
-        if validated.is_empty() {
-            let reasons: Vec<String> = dropped
+        // Compare the candidates on the windows they all fitted: the candidates that fitted
+        // the most windows first, each kept while at least half of the windows stay common
+        // (a candidate that needs a longer history than the early origins had is compared on
+        // the later ones, or dropped when that would leave too few).
+        validated.sort_by_key(|v| std::cmp::Reverse(v.fitted_windows()));
+        let most = validated.first().map_or(0, Validated::fitted_windows);
+        let mut common: Vec<usize> = (0..origins.len()).collect();
+        let mut kept = Vec::new();
+        for v in validated {
+            let shared: Vec<usize> = common
                 .iter()
-                .map(|(name, why)| format!("{name}: {why}"))
+                .copied()
+                .filter(|&w| v.windows[w].is_some())
                 .collect();
-            return Err(ModelError::failed(
-                "auto",
-                format!("no candidate could be validated ({})", reasons.join("; ")),
-            ));
+            if 2 * shared.len() >= most && !shared.is_empty() {
+                common = shared;
+                kept.push(v);
+            } else {
+                let reason = format!(
+                    "fitted {} of {} validation windows (the history before the others was too short for it{})",
+                    v.fitted_windows(),
+                    origins.len(),
+                    v.failure.as_ref().map_or(String::new(), |f| format!(": {f}"))
+                );
+                tracing::warn!(candidate = v.name, %reason, "auto dropped a candidate");
+                dropped.push((v.name.to_string(), reason));
+            }
         }
-        let errors: Vec<f64> = validated.iter().map(|v| v.error).collect();
+        kept.sort_by_key(|v| v.candidate);
+        let validated = kept;
+        if validated.is_empty() {
+            return self.fit_unvalidated(series, seasons, &origins, horizon, dropped, started);
+        }
+        let errors: Vec<f64> = validated
+            .iter()
+            .map(|v| mean_error(&v.window_errors, &common, None))
+            .collect();
         let weights = weights(combine, &errors);
-        // Conformal scores of the combined window forecasts, twice: with the final weights
-        // (the choice scored on the windows that made it, which flatters a lucky winner), and
-        // cross-fitted, each window combined with the weights the *other* windows give (which
-        // can mix in a model whose spreads are scaled differently). Intervals take the wider
-        // of the two, so neither bias makes them cover too little.
+        // Conformal scores of the combined window forecasts, per lead time, twice: with the
+        // final weights (the choice scored on the windows that made it, which flatters a lucky
+        // winner), and cross-fitted, each window combined with the weights the *other*
+        // windows give (which can mix in a model whose spreads are scaled differently).
+        // Intervals take the wider of the two, so neither bias makes them cover too little.
         let window_scores = |w: usize, weights: &[f64]| -> Vec<f64> {
-            let means: Vec<&[f64]> = validated
-                .iter()
-                .map(|v| v.windows[w].0.as_slice())
-                .collect();
-            let spreads: Vec<&[f64]> = validated
-                .iter()
-                .map(|v| v.windows[w].1.as_slice())
-                .collect();
-            let mean = self::combine(combine, weights, &means);
-            let spread = self::combine(combine, weights, &spreads);
+            // Every kept candidate fitted the common windows.
+            let (mut means, mut spreads, mut kept_weights) = (Vec::new(), Vec::new(), Vec::new());
+            for (v, weight) in validated.iter().zip(weights) {
+                if let Some((m, s)) = &v.windows[w] {
+                    means.push(m.as_slice());
+                    spreads.push(s.as_slice());
+                    kept_weights.push(*weight);
+                }
+            }
+            let mean = self::combine(combine, &kept_weights, &means);
+            let spread = self::combine(combine, &kept_weights, &spreads);
             let actual = &series.values()[origins[w]..origins[w] + horizon];
             let sigma_of = |half: f64| half / normal_quantile(SPREAD_LEVEL);
             actual
                 .iter()
                 .zip(&mean)
                 .zip(&spread)
-                .filter(|((a, f), _)| a.is_finite() && f.is_finite())
-                .map(|((a, f), s)| (a - f).abs() / sigma_of(*s).max(f64::MIN_POSITIVE))
+                .map(|((a, f), s)| {
+                    if a.is_finite() && f.is_finite() {
+                        (a - f).abs() / sigma_of(*s).max(f64::MIN_POSITIVE)
+                    } else {
+                        f64::NAN
+                    }
+                })
                 .collect()
         };
-        let mut scores = Vec::new();
-        let mut cross_scores = Vec::new();
-        for w in 0..origins.len() {
-            scores.extend(window_scores(w, &weights));
-            if windows > 1 {
+        let mut lead_scores = vec![Vec::new(); horizon];
+        let mut lead_cross_scores = vec![Vec::new(); horizon];
+        for &w in &common {
+            for (lead, s) in window_scores(w, &weights).into_iter().enumerate() {
+                if s.is_finite() {
+                    lead_scores[lead].push(s);
+                }
+            }
+            if common.len() > 1 {
                 let held_out: Vec<f64> = validated
                     .iter()
-                    .map(|v| mean_error(&v.window_errors, Some(w)))
+                    .map(|v| mean_error(&v.window_errors, &common, Some(w)))
                     .collect();
-                cross_scores.extend(window_scores(w, &self::weights(combine, &held_out)));
+                let held_out = self::weights(combine, &held_out);
+                for (lead, s) in window_scores(w, &held_out).into_iter().enumerate() {
+                    if s.is_finite() {
+                        lead_cross_scores[lead].push(s);
+                    }
+                }
             }
         }
-        scores.sort_by(f64::total_cmp);
-        cross_scores.sort_by(f64::total_cmp);
+        let pooled = |leads: &mut Vec<Vec<f64>>| {
+            let mut all: Vec<f64> = leads.iter().flatten().copied().collect();
+            all.sort_by(f64::total_cmp);
+            for l in leads.iter_mut() {
+                l.sort_by(f64::total_cmp);
+            }
+            all
+        };
+        let scores = pooled(&mut lead_scores);
+        let cross_scores = pooled(&mut lead_cross_scores);
+        // The final fits, best first; a candidate that validated but cannot fit the whole
+        // history gives its weight to the others.
+        let mut order: Vec<usize> = (0..validated.len()).collect();
+        order.sort_by(|&a, &b| errors[a].total_cmp(&errors[b]));
+        let mut weights = weights;
         let mut members = Vec::new();
         let mut fitted = Vec::new();
-        for (v, w) in validated.iter().zip(&weights) {
-            if *w == 0.0 {
+        for &i in &order {
+            let v = &validated[i];
+            let wanted = match combine {
+                Combine::Best => fitted.is_empty(),
+                _ => weights[i] > 0.0,
+            };
+            if !wanted {
+                weights[i] = 0.0;
                 continue;
             }
-            let f = self.candidates[v.candidate].fit(series, seasons)?;
-            members.push(Member {
-                model: v.name.to_string(),
-                weight: *w,
-                error: v.error,
-                state: f.to_state().map_err(|e| ModelError::failed(v.name, e))?,
-            });
-            fitted.push(f);
+            fits += 1;
+            match self.candidates[v.candidate].fit(series, seasons) {
+                Ok(f) => {
+                    weights[i] = if combine == Combine::Best {
+                        1.0
+                    } else {
+                        weights[i]
+                    };
+                    members.push(Member {
+                        model: v.name.to_string(),
+                        weight: weights[i],
+                        error: errors[i],
+                        state: f.to_state().map_err(|e| ModelError::failed(v.name, e))?,
+                    });
+                    fitted.push(f);
+                }
+                Err(e) => {
+                    let reason = chain(&e);
+                    tracing::warn!(candidate = v.name, %reason, "auto: a validated candidate could not fit the whole history");
+                    weights[i] = 0.0;
+                    dropped.push((v.name.to_string(), reason));
+                }
+            }
         }
-        let (dropped, dropped_reasons) = dropped.into_iter().unzip();
-        let mut state = AutoState {
-            combine,
-            members,
-            scores,
-            cross_scores,
-            dropped,
-            dropped_reasons,
-        };
+        if fitted.is_empty() {
+            return self.fit_unvalidated(series, seasons, &origins, horizon, dropped, started);
+        }
+        let total: f64 = members.iter().map(|m| m.weight).sum();
+        if total > 0.0 && combine != Combine::Median {
+            for m in &mut members {
+                m.weight /= total;
+            }
+        }
         // Keep every validated candidate's error for the description.
-        for v in &validated {
-            if !state.members.iter().any(|m| m.model == v.name) {
-                state.members.push(Member {
+        for (i, v) in validated.iter().enumerate() {
+            if !members.iter().any(|m| m.model == v.name) {
+                members.push(Member {
                     model: v.name.to_string(),
                     weight: 0.0,
-                    error: v.error,
+                    error: errors[i],
                     state: serde_json::Value::Null,
                 });
             }
         }
+        let validation = Validation {
+            windows: common.len(),
+            horizon,
+            stride,
+            fits,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(
+            windows = validation.windows,
+            horizon,
+            stride,
+            fits,
+            seconds = validation.seconds,
+            "auto validated its candidates"
+        );
+        let (dropped, dropped_reasons) = dropped.into_iter().unzip();
+        let state = AutoState {
+            combine,
+            members,
+            scores,
+            cross_scores,
+            lead_scores,
+            lead_cross_scores,
+            dropped,
+            dropped_reasons,
+            validation: Some(validation),
+            unvalidated: None,
+        };
         Ok(Box::new(FittedAuto { state, fitted }))
+    }
+
+    /// With no window to validate on (a history too short for one, or no candidate that
+    /// fitted one), the first candidate, in the listed order, that fits the whole history;
+    /// its own intervals are kept. Fails only when none fits.
+    fn fit_unvalidated(
+        &self,
+        series: &Series,
+        seasons: &[usize],
+        origins: &[usize],
+        horizon: usize,
+        mut dropped: Vec<(String, String)>,
+        started: Instant,
+    ) -> Result<Box<dyn Fitted>, ModelError> {
+        let why = if origins.is_empty() {
+            format!(
+                "the history ({} points) is too short for a validation window of {horizon} steps in its second half",
+                series.len()
+            )
+        } else {
+            "no candidate fitted a validation window".to_string()
+        };
+        for (tried, model) in self.candidates.iter().enumerate() {
+            let fits = tried + 1;
+            match model.fit(series, seasons) {
+                Ok(f) => {
+                    tracing::warn!(candidate = model.name(), reason = %why, "auto chose without validation");
+                    let members = vec![Member {
+                        model: model.name().to_string(),
+                        weight: 1.0,
+                        error: f64::NAN,
+                        state: f
+                            .to_state()
+                            .map_err(|e| ModelError::failed(model.name(), e))?,
+                    }];
+                    dropped.retain(|(name, _)| name != model.name());
+                    let (dropped, dropped_reasons) = dropped.into_iter().unzip();
+                    let state = AutoState {
+                        combine: Combine::Best,
+                        members,
+                        scores: Vec::new(),
+                        cross_scores: Vec::new(),
+                        lead_scores: Vec::new(),
+                        lead_cross_scores: Vec::new(),
+                        dropped,
+                        dropped_reasons,
+                        validation: Some(Validation {
+                            windows: 0,
+                            horizon,
+                            stride: 0,
+                            fits,
+                            seconds: started.elapsed().as_secs_f64(),
+                        }),
+                        unvalidated: Some(why),
+                    };
+                    return Ok(Box::new(FittedAuto {
+                        state,
+                        fitted: vec![f],
+                    }));
+                }
+                Err(e) => {
+                    let reason = chain(&e);
+                    if !dropped.iter().any(|(name, _)| name == model.name()) {
+                        dropped.push((model.name().to_string(), reason));
+                    }
+                }
+            }
+        }
+        let reasons: Vec<String> = dropped
+            .iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect();
+        Err(ModelError::failed(
+            "auto",
+            format!(
+                "no candidate could be fitted ({why}; {})",
+                reasons.join("; ")
+            ),
+        ))
     }
 }
 
-/// Backtests `model` on the windows starting at `origins`; the first failure is the error.
+/// Backtests `model` on the windows starting at `origins`; a window it fails on is kept as
+/// failed (`None`), with the first failure's reason.
 fn validate(
     candidate: usize,
     model: &dyn Model,
@@ -389,70 +688,83 @@ fn validate(
     origins: &[usize],
     horizon: usize,
     period: usize,
-) -> Result<Validated, ModelError> {
+) -> Validated {
     let mut errors = Vec::new();
     let mut windows = Vec::new();
+    let mut failure = None;
     for &origin in origins {
         let history = series.slice(0..origin);
-        let p = model
+        let forecast = model
             .fit(&history, seasons)
-            .and_then(|f| f.predict(horizon, &[SPREAD_LEVEL]))?;
-        let interval = p
-            .intervals
-            .first()
-            .ok_or(ModelError::InvalidLevel(SPREAD_LEVEL))?;
-        let half: Vec<f64> = interval
-            .lower
-            .iter()
-            .zip(&interval.upper)
-            .map(|(l, u)| (u - l) / 2.0)
-            .collect();
-        let actual = &series.values()[origin..origin + horizon];
-        let (mut sum, mut count) = (0.0, 0);
-        for (a, f) in actual.iter().zip(&p.mean) {
-            if a.is_finite() {
-                sum += (a - f).abs();
-                count += 1;
+            .and_then(|f| f.predict(horizon, &[SPREAD_LEVEL]))
+            .and_then(|p| {
+                let interval = p
+                    .intervals
+                    .first()
+                    .ok_or(ModelError::InvalidLevel(SPREAD_LEVEL))?;
+                let half: Vec<f64> = interval
+                    .lower
+                    .iter()
+                    .zip(&interval.upper)
+                    .map(|(l, u)| (u - l) / 2.0)
+                    .collect();
+                if p.mean.iter().chain(&half).all(|v| v.is_finite()) {
+                    Ok((p.mean, half))
+                } else {
+                    Err(ModelError::failed(
+                        model.name(),
+                        "a validation forecast is not finite",
+                    ))
+                }
+            });
+        match forecast {
+            Ok((mean, half)) => {
+                let actual = &series.values()[origin..origin + horizon];
+                let (mut sum, mut count) = (0.0, 0);
+                for (a, f) in actual.iter().zip(&mean) {
+                    if a.is_finite() {
+                        sum += (a - f).abs();
+                        count += 1;
+                    }
+                }
+                let observed: Vec<f64> = history
+                    .values()
+                    .iter()
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .collect();
+                let scale = crate::forecast::metrics::seasonal_scale(&observed, period);
+                errors.push(if count > 0 && scale > 0.0 && scale.is_finite() {
+                    sum / count as f64 / scale
+                } else {
+                    f64::NAN
+                });
+                windows.push(Some((mean, half)));
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| chain(&e));
+                errors.push(f64::NAN);
+                windows.push(None);
             }
         }
-        let observed: Vec<f64> = history
-            .values()
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
-        let scale = crate::forecast::metrics::seasonal_scale(&observed, period);
-        let error = if count > 0 && scale > 0.0 && scale.is_finite() {
-            sum / count as f64 / scale
-        } else {
-            f64::NAN
-        };
-        errors.push(error);
-        if !p.mean.iter().all(|v| v.is_finite()) {
-            return Err(ModelError::failed(
-                model.name(),
-                "a validation forecast is not finite",
-            ));
-        }
-        windows.push((p.mean, half));
     }
-    Ok(Validated {
+    Validated {
         candidate,
         name: model.name(),
-        error: mean_error(&errors, None),
         window_errors: errors,
         windows,
-    })
+        failure,
+    }
 }
 
-/// The mean of the scored window errors, leaving out window `except`; infinite when none
-/// is left.
-fn mean_error(errors: &[f64], except: Option<usize>) -> f64 {
-    let kept: Vec<f64> = errors
+/// The mean of the scored errors of windows `among`, leaving out window `except`; infinite
+/// when none is left.
+fn mean_error(errors: &[f64], among: &[usize], except: Option<usize>) -> f64 {
+    let kept: Vec<f64> = among
         .iter()
-        .enumerate()
-        .filter(|(w, e)| Some(*w) != except && e.is_finite())
-        .map(|(_, e)| *e)
+        .filter(|&&w| Some(w) != except)
+        .filter_map(|&w| errors.get(w).copied())
+        .filter(|e| e.is_finite())
         .collect();
     if kept.is_empty() {
         f64::INFINITY
@@ -550,7 +862,64 @@ fn conformal_quantile(scores: &[f64], q: f64) -> f64 {
     scores[rank.clamp(1, n) - 1]
 }
 
+/// Scores pooled for one lead's quantile: at least this many, from the nearest leads.
+const MIN_LEAD_SCORES: usize = 40;
+
+/// The calibrated multiplier of σ at `level` (percent) for lead `lead` (0-based) from
+/// `by_lead` (sorted scores per lead): the scores of that lead and of its nearest
+/// neighbours, widened until at least [`MIN_LEAD_SCORES`] are pooled or every lead is. When
+/// the pool is too small for a conformal quantile at `level` (fewer than `1 / (1 − q) − 1`
+/// scores), the normal quantile times the pool's root mean square score (the spread
+/// calibrated, the shape assumed normal). `NaN` when there are no scores.
+fn lead_quantile(by_lead: &[Vec<f64>], lead: usize, level: f64) -> f64 {
+    if by_lead.is_empty() {
+        return f64::NAN;
+    }
+    let lead = lead.min(by_lead.len() - 1);
+    let (mut lo, mut hi) = (lead, lead);
+    let count = |lo: usize, hi: usize| by_lead[lo..=hi].iter().map(Vec::len).sum::<usize>();
+    while count(lo, hi) < MIN_LEAD_SCORES && (lo > 0 || hi + 1 < by_lead.len()) {
+        lo = lo.saturating_sub(1);
+        hi = (hi + 1).min(by_lead.len() - 1);
+    }
+    let mut pool: Vec<f64> = by_lead[lo..=hi].iter().flatten().copied().collect();
+    if pool.is_empty() {
+        return f64::NAN;
+    }
+    pool.sort_by(f64::total_cmp);
+    let q = level / 100.0;
+    let needed = (q / (1.0 - q)).ceil() as usize;
+    if pool.len() >= needed {
+        conformal_quantile(&pool, q)
+    } else {
+        let rms = (pool.iter().map(|s| s * s).sum::<f64>() / pool.len() as f64).sqrt();
+        normal_quantile(level) * rms
+    }
+}
+
 impl FittedAuto {
+    /// The σ multipliers at `level` for `horizon` steps: calibrated per lead time where the
+    /// fit kept scores per lead, on the pooled scores in files from before, and the
+    /// members' own (normal) width when the choice was not validated. Leads beyond the
+    /// validation windows take the last window step's.
+    fn quantiles(&self, level: f64, horizon: usize) -> Vec<f64> {
+        let own = normal_quantile(level);
+        let finite_or_own = |q: f64| if q.is_finite() { q } else { own };
+        if self.state.lead_scores.iter().any(|l| !l.is_empty()) {
+            (0..horizon)
+                .map(|lead| {
+                    let q = lead_quantile(&self.state.lead_scores, lead, level);
+                    let cross = lead_quantile(&self.state.lead_cross_scores, lead, level);
+                    finite_or_own(if cross.is_finite() { q.max(cross) } else { q })
+                })
+                .collect()
+        } else {
+            let q = conformal_quantile(&self.state.scores, level / 100.0)
+                .max(conformal_quantile(&self.state.cross_scores, level / 100.0));
+            vec![finite_or_own(q); horizon]
+        }
+    }
+
     fn weights(&self) -> Vec<f64> {
         self.state
             .members
@@ -590,12 +959,12 @@ impl Fitted for FittedAuto {
         let intervals = levels
             .iter()
             .map(|&level| {
-                let q = conformal_quantile(&self.state.scores, level / 100.0)
-                    .max(conformal_quantile(&self.state.cross_scores, level / 100.0));
+                let q = self.quantiles(level, mean.len());
                 let (lower, upper) = mean
                     .iter()
                     .zip(&sigma)
-                    .map(|(m, s)| (m - q * s, m + q * s))
+                    .zip(&q)
+                    .map(|((m, s), q)| (m - q * s, m + q * s))
                     .unzip();
                 Interval {
                     level,
@@ -625,7 +994,13 @@ impl Fitted for FittedAuto {
             .map(|m| format!("{} {:.3}", m.model, m.error))
             .collect();
         let chosen = match self.state.combine {
-            Combine::Best => format!("chose {}", ranked.first().map_or("-", |m| &m.model)),
+            Combine::Best => format!(
+                "chose {}",
+                ranked
+                    .iter()
+                    .find(|m| m.weight > 0.0)
+                    .map_or("-", |m| &m.model)
+            ),
             Combine::Top(k) => format!(
                 "mean of the {} best ({})",
                 k.min(self.fitted.len()),
@@ -656,8 +1031,28 @@ impl Fitted for FittedAuto {
                 .collect();
             format!("; failed validation: {}", named.join(", "))
         };
+        if let Some(why) = &self.state.unvalidated {
+            let cost = self.state.validation.as_ref().map_or(String::new(), |v| {
+                format!(" ({} fits, {:.2} s)", v.fits, v.seconds)
+            });
+            return format!(
+                "auto: {} without validation: {why}; the first candidate that fits, with its own intervals{dropped}{cost}",
+                self.state.members.first().map_or("-", |m| &m.model)
+            );
+        }
+        let validation = self.state.validation.as_ref().map_or(String::new(), |v| {
+            format!(
+                "; validated on {} windows of {} steps, {} apart ({} fits, {:.2} s)",
+                v.windows, v.horizon, v.stride, v.fits, v.seconds
+            )
+        });
+        let calibrated = if self.state.lead_scores.is_empty() {
+            "intervals calibrated on"
+        } else {
+            "intervals calibrated per lead time on"
+        };
         format!(
-            "auto: {chosen}; validation MASE {}{dropped}; intervals calibrated on {} window steps",
+            "auto: {chosen}; validation MASE {}{validation}{dropped}; {calibrated} {} window steps",
             scores.join(", "),
             self.state.scores.len()
         )
@@ -695,6 +1090,55 @@ mod tests {
     }
 
     #[test]
+    fn origins_end_at_the_history_and_stay_in_its_second_half() {
+        // 8 windows of 12 steps, 36 apart, the last ending at n.
+        let o = validation_origins(1000, 12, 36, 8);
+        assert_eq!(o.len(), 8);
+        assert_eq!(*o.last().unwrap(), 988);
+        assert!(o.windows(2).all(|w| w[1] - w[0] == 36));
+        // A short history: only the origins at or after half of it.
+        assert_eq!(validation_origins(100, 10, 10, 8), [50, 60, 70, 80, 90]);
+        assert_eq!(validation_origins(30, 24, 24, 8), Vec::<usize>::new());
+        assert_eq!(validation_origins(5, 24, 1, 8), Vec::<usize>::new());
+        assert_eq!(validation_origins(2, 1, 1, 8), [1]);
+    }
+
+    #[test]
+    fn lead_quantiles_pool_the_nearest_leads_and_fall_back_to_a_calibrated_normal() {
+        // Lead 0 has small scores, lead 2 large ones; with 40 scores each, no pooling.
+        let lead = |v: f64, n: usize| (1..=n).map(|i| v * i as f64 / n as f64).collect();
+        let by_lead: Vec<Vec<f64>> = vec![lead(1.0, 40), lead(2.0, 40), lead(3.0, 40)];
+        let q0 = lead_quantile(&by_lead, 0, 95.0);
+        let q2 = lead_quantile(&by_lead, 2, 95.0);
+        assert_eq!(q0, conformal_quantile(&by_lead[0], 0.95));
+        assert!(q2 > 2.0 * q0, "{q0} {q2}");
+        // Leads beyond the windows take the last one's.
+        assert_eq!(lead_quantile(&by_lead, 9, 95.0), q2);
+        // Ten scores per lead: leads are pooled until 40 (all three: 30 < 40).
+        let few: Vec<Vec<f64>> = vec![lead(1.0, 10), lead(2.0, 10), lead(3.0, 10)];
+        let mut all: Vec<f64> = few.iter().flatten().copied().collect();
+        all.sort_by(f64::total_cmp);
+        assert_eq!(lead_quantile(&few, 1, 95.0), conformal_quantile(&all, 0.95));
+        // Eight scores in all: too few for a conformal 95% quantile (19 needed), so the
+        // normal quantile times their root mean square.
+        let eight = vec![vec![1.0; 8]];
+        let q = lead_quantile(&eight, 0, 95.0);
+        assert!((q - normal_quantile(95.0)).abs() < 1e-12, "{q}");
+        // ... but enough for 80% (4 needed).
+        assert_eq!(lead_quantile(&eight, 0, 80.0), 1.0);
+        assert!(lead_quantile(&[], 0, 95.0).is_nan());
+    }
+
+    #[test]
+    fn the_default_window_follows_the_step() {
+        assert_eq!(default_horizon(60_000, 1440), 60);
+        assert_eq!(default_horizon(300_000, 288), 12);
+        assert_eq!(default_horizon(1_800_000, 48), 8);
+        assert_eq!(default_horizon(3_600_000, 24), 48);
+        assert_eq!(default_horizon(86_400_000, 7), 14);
+    }
+
+    #[test]
     fn parses_every_combination() {
         assert_eq!("best".parse(), Ok(Combine::Best));
         assert_eq!("top3".parse(), Ok(Combine::Top(3)));
@@ -715,11 +1159,16 @@ mod tests {
 
     #[test]
     fn held_out_errors_leave_one_window_out_and_skip_unscored_ones() {
-        let errors = [1.0, f64::NAN, 3.0];
-        assert_eq!(mean_error(&errors, None), 2.0);
-        assert_eq!(mean_error(&errors, Some(0)), 3.0);
-        assert_eq!(mean_error(&errors, Some(2)), 1.0);
-        assert_eq!(mean_error(&[f64::NAN, 2.0], Some(1)), f64::INFINITY);
+        let errors = [1.0, f64::NAN, 3.0, 7.0];
+        let all = [0, 1, 2];
+        assert_eq!(mean_error(&errors, &all, None), 2.0);
+        assert_eq!(mean_error(&errors, &all, Some(0)), 3.0);
+        assert_eq!(mean_error(&errors, &all, Some(2)), 1.0);
+        assert_eq!(mean_error(&errors, &[2, 3], None), 5.0);
+        assert_eq!(
+            mean_error(&[f64::NAN, 2.0], &[0, 1], Some(1)),
+            f64::INFINITY
+        );
     }
 
     #[test]

@@ -146,6 +146,19 @@ pub trait Model: Send + Sync + std::fmt::Debug {
     /// them.
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError>;
 
+    /// [`Model::fit`] for forecasts of `horizon` steps: a model that chooses or calibrates on
+    /// validation windows (`auto`) sizes them to the question asked; the others ignore the
+    /// horizon and fit as [`Model::fit`] does.
+    fn fit_for(
+        &self,
+        series: &Series,
+        seasons: &[usize],
+        horizon: usize,
+    ) -> Result<Box<dyn Fitted>, ModelError> {
+        let _ = horizon;
+        self.fit(series, seasons)
+    }
+
     /// Whether the model can forecast series on this step (ms) at all, known before any data
     /// arrives (a trained network exists only for the steps it was trained on), so a
     /// configuration can be refused at once with how to fix it. Most models can.
@@ -316,6 +329,18 @@ pub fn fit_floored(
     seasons: &[usize],
     floor: Floor,
 ) -> Result<FittedModel, ModelError> {
+    fit_floored_for(model, series, seasons, floor, None)
+}
+
+/// [`fit_floored`] for forecasts of `horizon` steps, when the horizon is known
+/// ([`Model::fit_for`]).
+pub fn fit_floored_for(
+    model: &dyn Model,
+    series: &Series,
+    seasons: &[usize],
+    floor: Floor,
+    horizon: Option<usize>,
+) -> Result<FittedModel, ModelError> {
     if let Some(&bad) = seasons.iter().find(|&&s| s == 0) {
         return Err(ModelError::InvalidSeason(bad));
     }
@@ -342,7 +367,10 @@ pub fn fit_floored(
             Floor::Zero => true,
             Floor::None => false,
         },
-        inner: model.fit(series, seasons)?,
+        inner: match horizon {
+            Some(h) => model.fit_for(series, seasons, h)?,
+            None => model.fit(series, seasons)?,
+        },
     })
 }
 
