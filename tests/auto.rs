@@ -235,17 +235,14 @@ fn a_history_too_short_for_one_window_takes_the_first_candidate_that_fits() {
     let forecast = fitted.predict(24, &[80.0, 95.0]).unwrap();
     // Its own intervals, nested.
     assert!(forecast.intervals[1].upper[0] > forecast.intervals[0].upper[0]);
-    // Nothing that fits: a typed error with every reason.
+    // Nothing that fits because every candidate is too short: `auto` is too short, needing
+    // what the least demanding candidate needs (the typed error every model gives).
     match over(&["seasonal-naive"]).fit_for(&short, &[48], 24) {
-        Err(e @ ModelError::Failed { .. }) => {
-            let text = prescale::human::chain(&e);
-            assert!(text.contains("no candidate could be fitted"), "{text}");
-            assert!(
-                text.contains("seasonal-naive: seasonal-naive needs"),
-                "{text}"
-            );
+        Err(ModelError::TooShort { model, needed, got }) => {
+            assert_eq!(model, "auto");
+            assert!(needed > got, "{needed} {got}");
         }
-        Err(e) => panic!("expected Failed, got {e}"),
+        Err(e) => panic!("expected TooShort, got {e}"),
         Ok(_) => panic!("expected an error, got a fit"),
     }
 }

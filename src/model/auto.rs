@@ -618,6 +618,9 @@ impl Auto {
         } else {
             "no candidate fitted a validation window".to_string()
         };
+        // When every candidate is too short, so is `auto`: the least any candidate needs.
+        let mut shortest_need: Option<(usize, usize)> = None;
+        let mut all_too_short = true;
         for (tried, model) in self.candidates.iter().enumerate() {
             let fits = tried + 1;
             match model.fit(series, seasons) {
@@ -657,12 +660,27 @@ impl Auto {
                     }));
                 }
                 Err(e) => {
+                    match &e {
+                        ModelError::TooShort { needed, got, .. } => {
+                            if shortest_need.is_none_or(|(n, _)| *needed < n) {
+                                shortest_need = Some((*needed, *got));
+                            }
+                        }
+                        _ => all_too_short = false,
+                    }
                     let reason = chain(&e);
                     if !dropped.iter().any(|(name, _)| name == model.name()) {
                         dropped.push((model.name().to_string(), reason));
                     }
                 }
             }
+        }
+        if let (true, Some((needed, got))) = (all_too_short, shortest_need) {
+            return Err(ModelError::TooShort {
+                model: "auto".into(),
+                needed,
+                got,
+            });
         }
         let reasons: Vec<String> = dropped
             .iter()
