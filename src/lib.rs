@@ -51,7 +51,7 @@
 //! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
 //! | 6 | [`serve`] | `prescale serve`: configuration, the refresh loop, published decisions, the external metrics API, the KEDA scaler, TLS and front-proxy auth, `/metrics`, state on disk |
 //! | 7 | [`compliance`] | what an auditor checks: the data classifier over label keys and values |
-//! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) or in many (`clusters`); global traffic weights and Istio VirtualServices (`weights`); backtest shards and the Indexed Job that runs them (`shard`, `job`) |
+//! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) or in many (`clusters`); global traffic weights, failures over windows of the horizon and Istio VirtualServices (`weights`, `downtime`); backtest shards and the Indexed Job that runs them (`shard`, `job`) |
 //! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 
 pub mod audit;

@@ -387,6 +387,41 @@ fn the_three_region_example_renders_one_valid_folder_per_cluster() {
     );
     assert_eq!(serve["workloads"].as_sequence().map(Vec::len), Some(2));
 
+    // euw1 has its own serving certificate and front-proxy CA (examples/certs/): the
+    // aggregator verifies it with that CA; the others keep the flags' (self-signed, skip).
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
+    let serving_ca = std::fs::read(examples.join("euw1-serving-ca.crt")).unwrap();
+    let api_service = |cluster: &str| -> APIService {
+        serde_norway::from_str(
+            &std::fs::read_to_string(out.join(cluster).join("external-metrics/apiservice.yaml"))
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let euw1 = api_service("euw1").spec.unwrap();
+    assert_eq!(euw1.ca_bundle.map(|b| b.0), Some(serving_ca));
+    assert_eq!(euw1.insecure_skip_tls_verify, None);
+    for cluster in ["use1-a", "use1-b", "aps1"] {
+        let spec = api_service(cluster).spec.unwrap();
+        assert_eq!(spec.ca_bundle, None, "{cluster}");
+        assert_eq!(spec.insecure_skip_tls_verify, Some(true), "{cluster}");
+    }
+    let deployment = std::fs::read_to_string(out.join("euw1/prescale/deployment.yaml")).unwrap();
+    assert!(deployment.contains("secretName: prescale-serving-tls"), "{deployment}");
+    let front_proxy = |cluster: &str| {
+        yaml(&out.join(cluster).join("prescale/configmap-requestheader-ca.yaml"))["data"]
+            ["requestheader-client-ca-file"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        front_proxy("euw1"),
+        std::fs::read_to_string(examples.join("euw1-front-proxy-ca.crt")).unwrap()
+    );
+    assert_eq!(front_proxy("use1-a"), std::fs::read_to_string(&ca).unwrap());
+
     let checked = Command::new(venv_tool("kubernetes-validate"))
         .arg("--strict")
         .args(&builtin)
@@ -460,6 +495,166 @@ fn a_broken_clusters_file_lists_every_problem_and_writes_nothing() {
         assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
     }
     assert!(!out.exists(), "nothing is written when rendering fails");
+}
+
+#[test]
+fn a_cluster_certificate_the_file_cannot_give_is_refused_with_its_path() {
+    // The example copied elsewhere: its certificate paths, relative to the file, now miss.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clusters.yaml"),
+    )
+    .unwrap();
+    let file = dir.path().join("clusters.yaml");
+    std::fs::write(
+        &file,
+        example.replace(
+            "tls: {secret: prescale-serving-tls, caBundle: certs/euw1-serving-ca.crt}",
+            "tls: {caBundle: certs/euw1-serving-ca.crt}",
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = render(&[
+        "--clusters",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--image",
+        "prescale:0.1.0",
+    ]);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let certs = dir.path().join("certs");
+    for needle in [
+        format!(
+            "clusters[2].tls.caBundle: cannot read {}",
+            certs.join("euw1-serving-ca.crt").display()
+        ),
+        "clusters[2].tls.caBundle: a CA bundle verifies the certificate of a TLS Secret, and clusters[2].tls.secret names none".to_string(),
+        format!(
+            "clusters[2].requestheaderClientCA: cannot read {}",
+            certs.join("euw1-front-proxy-ca.crt").display()
+        ),
+    ] {
+        assert!(stderr.contains(&needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(!out.exists(), "nothing is written when rendering fails");
+}
+
+/// Validates the VirtualService at `path` against Istio's published CRD schema.
+fn assert_valid_virtual_service(path: &Path) {
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let checked = Command::new(venv_tool("python"))
+        .arg(crd.join("validate_crd.py"))
+        .arg(crd.join("networking.istio.io_virtualservices.yaml"))
+        .arg(path)
+        .output()
+        .expect("run the CRD validator");
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "VirtualService:\n{text}");
+    assert!(text.contains("valid VirtualService v1"), "{text}");
+}
+
+#[test]
+fn the_example_plan_takes_a_region_out_for_its_window_and_brings_it_back() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plan: Value = serde_norway::from_str(
+        &std::fs::read_to_string(root.join("examples/weights-plan.yaml")).unwrap(),
+    )
+    .unwrap();
+    let regions = plan["regions"].as_sequence().unwrap();
+    let (down, window) = regions
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r["down"].as_mapping().map(|w| (i, w.clone())))
+        .expect("a region down for a window");
+    let time = |key: &str| {
+        chrono::DateTime::parse_from_rfc3339(window[key].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let (from, until) = (time("from"), time("until"));
+    let max_change = plan["maxChange"].as_f64().unwrap();
+    let capacity: Vec<f64> = regions
+        .iter()
+        .map(|r| r["capacity"].as_f64().unwrap())
+        .collect();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (schedule, vs) = (dir.path().join("schedule.json"), dir.path().join("vs.yaml"));
+    let run = prescale(
+        &[
+            "deploy",
+            "weights",
+            "--plan",
+            "examples/weights-plan.yaml",
+            "--output",
+            schedule.to_str().unwrap(),
+            "--virtual-service",
+            vs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schedule).unwrap()).unwrap();
+    let steps = s["steps"].as_array().unwrap();
+    let weights = |step: &serde_json::Value| -> Vec<f64> {
+        step["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let inside = |step: &serde_json::Value| {
+        (from..until).contains(&step["timestamp"].as_i64().unwrap())
+    };
+    // The window lies mid-horizon: steps before, in and after it.
+    assert!(!inside(&steps[0]) && !inside(steps.last().unwrap()));
+    assert_eq!(steps.iter().filter(|s| inside(s)).count(), 12, "an hour of 5-minute steps");
+    for (k, step) in steps.iter().enumerate() {
+        let w = weights(step);
+        assert!(w.iter().all(|x| *x >= 0.0), "{step}");
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{step}");
+        let reasons = step["reasons"].to_string();
+        if inside(step) {
+            assert_eq!(w[down], 0.0, "step {k}: {step}");
+            assert!(reasons.contains(" is down: 0"), "{reasons}");
+        } else {
+            assert!(w[down] > 0.0, "step {k}: {step}");
+            assert!(!reasons.contains(" is down"), "{reasons}");
+        }
+        let demand = step["demand"].as_f64().unwrap();
+        if step["shortage"].as_f64().unwrap() == 0.0 {
+            for (i, c) in capacity.iter().enumerate() {
+                assert!(w[i] * demand <= c * (1.0 + 1e-9), "region {i} over capacity: {step}");
+            }
+        }
+        // Back from the failure within the rate limit.
+        if k > 0 && inside(&steps[k - 1]) && !inside(step) {
+            assert!(w[down] <= max_change + 1e-9, "step {k}: {step}");
+            assert!(reasons.contains("held"), "{reasons}");
+        }
+    }
+    // The failure is a forced move: the limit is lifted as it starts.
+    let first_down = steps.iter().position(|s| inside(s)).unwrap();
+    assert!(
+        steps[first_down]["reasons"].to_string().contains("lifted"),
+        "{}",
+        steps[first_down]
+    );
+    assert_valid_virtual_service(&vs);
+    let v = yaml(&vs);
+    let percents: Vec<i64> = v["spec"]["http"][0]["route"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r["weight"].as_i64().unwrap())
+        .collect();
+    assert_eq!(percents.iter().sum::<i64>(), 100);
 }
 
 #[test]
@@ -581,16 +776,8 @@ regions:
     assert_eq!(percents.iter().sum::<i64>(), 100);
     assert_eq!(percents[0], 0);
     assert_eq!(route[1]["destination"]["subset"].as_str(), Some("v1"));
+    assert_valid_virtual_service(&vs);
     let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let checked = Command::new(venv_tool("python"))
-        .arg(crd.join("validate_crd.py"))
-        .arg(crd.join("networking.istio.io_virtualservices.yaml"))
-        .arg(&vs)
-        .output()
-        .expect("run the CRD validator");
-    let text = String::from_utf8_lossy(&checked.stdout);
-    assert!(checked.status.success(), "VirtualService:\n{text}");
-    assert!(text.contains("valid VirtualService v1"), "{text}");
 
     // A misspelt field would be refused by the same check.
     let wrong = dir.path().join("wrong.yaml");

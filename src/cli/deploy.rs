@@ -137,7 +137,8 @@ struct ReplayArgs {
 #[derive(Debug, Args)]
 struct WeightsArgs {
     /// The plan: regions with their forecast files (`prescale forecast` output), capacity,
-    /// `down`, route destinations; `maxChange`, `current` weights, `virtualService`.
+    /// `down` (true, or windows {from, until} of steps or times), route destinations;
+    /// `maxChange`, `current` weights, `virtualService`.
     #[arg(long, value_name = "FILE")]
     plan: PathBuf,
 
@@ -159,7 +160,8 @@ struct RenderArgs {
 
     /// A clusters file (regions, clusters, workload placements): one folder per cluster under
     /// the output folder, each rendered as `--config` would render that cluster's own
-    /// configuration.
+    /// configuration (a cluster's own `tls` and `requestheaderClientCA` in place of the
+    /// certificate flags).
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     clusters: Option<PathBuf>,
 
@@ -273,7 +275,8 @@ fn render_clusters(
     settings: &RenderSettings,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let all = deploy::clusters::render_clusters(text, settings)
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let all = deploy::clusters::render_clusters(text, base, settings)
         .with_context(|| format!("cannot render {}", path.display()))?;
     for warning in &all.warnings {
         note!("warning: {warning}");

@@ -14,7 +14,11 @@
 //! clusters:
 //!   - {name: use1-a, context: prod-use1-a, region: us-east,
 //!      prometheusUrl: http://prometheus.monitoring:9090,
-//!      capacity: {maxReplicasPerWorkload: 60, nodes: 40}}
+//!      capacity: {maxReplicasPerWorkload: 60, nodes: 40},
+//!      # its own serving certificate and front-proxy CA, in place of the shared settings';
+//!      # files relative to the clusters file
+//!      tls: {secret: prescale-tls, caBundle: certs/use1-a-ca.crt},
+//!      requestheaderClientCA: certs/use1-a-front-proxy-ca.crt}
 //! workloads:
 //!   - workload: api            # a serve workload, plus the three keys below
 //!     namespace: shop
@@ -25,6 +29,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde_norway::{Mapping, Value};
 
@@ -70,6 +75,36 @@ pub struct Cluster {
     pub prometheus_url: String,
     /// Its limits.
     pub capacity: Capacity,
+    /// Its own serving certificate, in place of the shared settings' (and their CA bundle).
+    pub tls: Option<ClusterTls>,
+    /// Its own front-proxy CA (PEM), in place of the shared one.
+    pub requestheader_client_ca: Option<String>,
+}
+
+/// A cluster's own serving certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// The Secret of type `kubernetes.io/tls` that holds it in the cluster.
+    pub secret: String,
+    /// The CA (PEM) that signed it, for the APIService's `caBundle`; `None`: the APIService
+    /// skips verification.
+    pub ca_bundle: Option<String>,
+}
+
+impl Cluster {
+    /// The render settings of this cluster: `shared`, with the cluster's own certificate and
+    /// front-proxy CA in place of the shared ones where it has them.
+    pub fn render_settings(&self, shared: &RenderSettings) -> RenderSettings {
+        let mut out = shared.clone();
+        if let Some(tls) = &self.tls {
+            out.tls_secret = Some(tls.secret.clone());
+            out.ca_bundle = tls.ca_bundle.clone();
+        }
+        if let Some(ca) = &self.requestheader_client_ca {
+            out.requestheader_client_ca = Some(ca.clone());
+        }
+        out
+    }
 }
 
 /// One cluster's rendering.
@@ -106,10 +141,13 @@ struct Placed<'a> {
 }
 
 /// Checks the clusters file `text` and renders each cluster with `settings` (the same image,
-/// names and mounts everywhere). Every problem of the file is listed at once, each with its
-/// path; problems a cluster's own `serve` configuration has are prefixed with the cluster.
+/// names and mounts everywhere, but for a cluster's own `tls` and `requestheaderClientCA`,
+/// whose files are read relative to `base`, the clusters file's folder). Every problem of the
+/// file is listed at once, each with its path; problems a cluster's own `serve` configuration
+/// has are prefixed with the cluster.
 pub fn render_clusters(
     text: &str,
+    base: &Path,
     settings: &RenderSettings,
 ) -> Result<ClustersRendered, DeployError> {
     check_nesting(text)?;
@@ -141,7 +179,16 @@ pub fn render_clusters(
     }
 
     let regions = read_regions(&mut r, root);
-    let clusters = read_clusters(&mut r, root, &regions);
+    let mut clusters = read_clusters(&mut r, root, &regions, base);
+    for (ci, c) in clusters.iter_mut().enumerate() {
+        if c.requestheader_client_ca.is_some() && !serve.contains_key("authentication") {
+            r.problem(format!(
+                "clusters[{ci}].requestheaderClientCA: serve has no authentication block to use it"
+            ));
+            // Said here with its path; the cluster's render would say it again without.
+            c.requestheader_client_ca = None;
+        }
+    }
     let workloads = read_workloads(&mut r, root);
 
     // Placements: known clusters, allowed zones, capacity.
@@ -278,16 +325,17 @@ pub fn render_clusters(
                 })
             }
         };
+        let settings = c.render_settings(settings);
         if r.has_problems() {
             // Still check each cluster's configuration so every problem is listed at once.
-            if let Err(DeployError::Config(e)) = render(&yaml, settings) {
+            if let Err(DeployError::Config(e)) = render(&yaml, &settings) {
                 for p in e.problems {
                     r.problem(cluster_problem(&c.name, &order, &p));
                 }
             }
             continue;
         }
-        match render(&yaml, settings) {
+        match render(&yaml, &settings) {
             Ok(rendered) => out.push(ClusterRendered {
                 cluster: c.clone(),
                 residency: zone_of(c).unwrap_or_default(),
@@ -365,7 +413,12 @@ fn read_regions(r: &mut ConfigReader, root: &Mapping) -> Vec<Region> {
     out
 }
 
-fn read_clusters(r: &mut ConfigReader, root: &Mapping, regions: &[Region]) -> Vec<Cluster> {
+fn read_clusters(
+    r: &mut ConfigReader,
+    root: &Mapping,
+    regions: &[Region],
+    base: &Path,
+) -> Vec<Cluster> {
     let mut out = Vec::new();
     let mut names = BTreeMap::new();
     let mut contexts = BTreeMap::new();
@@ -374,7 +427,15 @@ fn read_clusters(r: &mut ConfigReader, root: &Mapping, regions: &[Region]) -> Ve
         r.known(
             m,
             &at,
-            &["name", "context", "region", "prometheusUrl", "capacity"],
+            &[
+                "name",
+                "context",
+                "region",
+                "prometheusUrl",
+                "capacity",
+                "tls",
+                "requestheaderClientCA",
+            ],
         );
         let name = r.string(m, &at, "name", true);
         if let Some(name) = &name {
@@ -426,6 +487,14 @@ fn read_clusters(r: &mut ConfigReader, root: &Mapping, regions: &[Region]) -> Ve
                 }
             }
         }
+        let tls = m
+            .get("tls")
+            .and_then(|v| read_tls(r, v, &format!("{at}.tls"), base));
+        let requestheader_client_ca = r
+            .string(m, &at, "requestheaderClientCA", false)
+            .and_then(|file| {
+                read_certificate(r, base, &file, &format!("{at}.requestheaderClientCA"))
+            });
         if let (Some(name), Some(context), Some(region), Some(prometheus_url)) =
             (name, context, region, url)
         {
@@ -435,10 +504,61 @@ fn read_clusters(r: &mut ConfigReader, root: &Mapping, regions: &[Region]) -> Ve
                 region,
                 prometheus_url,
                 capacity,
+                tls,
+                requestheader_client_ca,
             });
         }
     }
     out
+}
+
+/// A cluster's `tls: {secret, caBundle}` at `at`.
+fn read_tls(r: &mut ConfigReader, v: &Value, at: &str, base: &Path) -> Option<ClusterTls> {
+    let m = r.mapping(v, at)?;
+    r.known(m, at, &["secret", "caBundle"]);
+    let ca_file = r.string(m, at, "caBundle", false);
+    let ca_bundle = ca_file
+        .as_ref()
+        .and_then(|file| read_certificate(r, base, file, &format!("{at}.caBundle")));
+    let secret = if m.contains_key("secret") || ca_file.is_none() {
+        r.string(m, at, "secret", true)
+    } else {
+        r.problem(format!(
+            "{at}.caBundle: a CA bundle verifies the certificate of a TLS Secret, and {at}.secret names none (a self-signed certificate changes at every start)"
+        ));
+        None
+    };
+    if let Some(secret) = &secret {
+        if !super::is_dns_subdomain(secret) {
+            r.problem(format!(
+                "{at}.secret: {secret:?} is not a Kubernetes object name"
+            ));
+            return None;
+        }
+    }
+    Some(ClusterTls {
+        secret: secret?,
+        ca_bundle,
+    })
+}
+
+/// The PEM certificate(s) in `file` (relative to `base`), or a problem at `at`.
+fn read_certificate(r: &mut ConfigReader, base: &Path, file: &str, at: &str) -> Option<String> {
+    let path = base.join(file);
+    match crate::files::read_limited_text(&path, crate::files::MAX_CONFIG_BYTES) {
+        Ok(pem) if super::holds_certificate(&pem) => Some(pem),
+        Ok(_) => {
+            r.problem(format!(
+                "{at}: {} holds no PEM certificate",
+                path.display()
+            ));
+            None
+        }
+        Err(e) => {
+            r.problem(format!("{at}: cannot read {}: {e}", path.display()));
+            None
+        }
+    }
 }
 
 fn read_workloads<'a>(r: &mut ConfigReader, root: &'a Mapping) -> Vec<Placed<'a>> {
@@ -516,7 +636,7 @@ workloads:
 
     #[test]
     fn each_cluster_gets_its_own_prometheus_and_overrides() {
-        let out = render_clusters(FILE, &RenderSettings::new("prescale:test")).unwrap();
+        let out = render_clusters(FILE, Path::new("."), &RenderSettings::new("prescale:test")).unwrap();
         assert_eq!(out.clusters.len(), 2);
         let us = &out.clusters[0];
         assert!(
@@ -559,7 +679,7 @@ workloads:
             )
             + "  - {workload: lost, namespace: shop}\n";
         let Err(DeployError::Config(e)) =
-            render_clusters(&bad, &RenderSettings::new("prescale:test"))
+            render_clusters(&bad, Path::new("."), &RenderSettings::new("prescale:test"))
         else {
             panic!("rendered a broken clusters file");
         };
@@ -577,6 +697,107 @@ workloads:
         }
     }
 
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    fn manifest<'a>(c: &'a ClusterRendered, path: &str) -> &'a str {
+        &c.rendered
+            .manifests
+            .iter()
+            .find(|m| m.path == path)
+            .unwrap_or_else(|| panic!("{path} not rendered"))
+            .yaml
+    }
+
+    #[test]
+    fn a_cluster_with_its_own_certificate_renders_as_the_flags_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = ca_pem();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        std::fs::write(dir.path().join("certs/use1-ca.crt"), &pem).unwrap();
+        let file = FILE.replace(
+            "capacity: {maxReplicasPerWorkload: 40, nodes: 10}}",
+            "capacity: {maxReplicasPerWorkload: 40, nodes: 10},\n     tls: {secret: use1-tls, caBundle: certs/use1-ca.crt}}",
+        );
+        let shared = RenderSettings::new("prescale:test");
+        let out = render_clusters(&file, dir.path(), &shared).unwrap();
+        let (us, eu) = (&out.clusters[0], &out.clusters[1]);
+        assert_eq!(
+            us.cluster.tls,
+            Some(ClusterTls {
+                secret: "use1-tls".into(),
+                ca_bundle: Some(pem.clone())
+            })
+        );
+        // Exactly what the single-cluster render makes with --tls-secret and --ca-bundle.
+        let flags = RenderSettings {
+            tls_secret: Some("use1-tls".into()),
+            ca_bundle: Some(pem),
+            ..shared
+        };
+        let alone = render(&us.config_yaml, &flags).unwrap();
+        assert_eq!(us.rendered, alone);
+        let api = manifest(us, "external-metrics/apiservice.yaml");
+        assert!(api.contains("caBundle:"), "{api}");
+        assert!(!api.contains("insecureSkipTLSVerify"), "{api}");
+        assert!(manifest(us, "prescale/deployment.yaml").contains("use1-tls"));
+        // The other cluster keeps the shared settings: a self-signed certificate.
+        let api = manifest(eu, "external-metrics/apiservice.yaml");
+        assert!(api.contains("insecureSkipTLSVerify: true"), "{api}");
+        assert!(!api.contains("caBundle:"), "{api}");
+    }
+
+    #[test]
+    fn every_certificate_problem_is_listed_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("junk.crt"), "not a certificate").unwrap();
+        let file = FILE
+            .replace(
+                "capacity: {maxReplicasPerWorkload: 40, nodes: 10}}",
+                "capacity: {maxReplicasPerWorkload: 40, nodes: 10},\n     tls: {caBundle: junk.crt, key: x}, requestheaderClientCA: missing.crt}",
+            )
+            .replace(
+                "prometheusUrl: 'http://prom-eu:9090'}",
+                "prometheusUrl: 'http://prom-eu:9090', tls: {secret: Not_A_Name}}",
+            );
+        let Err(DeployError::Config(e)) =
+            render_clusters(&file, dir.path(), &RenderSettings::new("prescale:test"))
+        else {
+            panic!("rendered broken certificates");
+        };
+        let all = e.problems.join("\n");
+        let junk = dir.path().join("junk.crt");
+        let missing = dir.path().join("missing.crt");
+        for needle in [
+            "clusters[0].tls.key: unknown key (expected one of secret, caBundle)".to_string(),
+            format!("clusters[0].tls.caBundle: {} holds no PEM certificate", junk.display()),
+            "clusters[0].tls.caBundle: a CA bundle verifies the certificate of a TLS Secret, and clusters[0].tls.secret names none".to_string(),
+            format!("clusters[0].requestheaderClientCA: cannot read {}", missing.display()),
+            "clusters[1].tls.secret: \"Not_A_Name\" is not a Kubernetes object name".to_string(),
+        ] {
+            assert!(all.contains(&needle), "{needle:?} missing from:\n{all}");
+        }
+        // A front-proxy CA with nothing in serve to use it.
+        std::fs::write(dir.path().join("ca.crt"), ca_pem()).unwrap();
+        let file = FILE.replace(
+            "prometheusUrl: 'http://prom-eu:9090'}",
+            "prometheusUrl: 'http://prom-eu:9090', requestheaderClientCA: ca.crt}",
+        );
+        let Err(DeployError::Config(e)) =
+            render_clusters(&file, dir.path(), &RenderSettings::new("prescale:test"))
+        else {
+            panic!("rendered a CA nothing uses");
+        };
+        assert_eq!(
+            e.problems,
+            ["clusters[1].requestheaderClientCA: serve has no authentication block to use it"]
+        );
+    }
+
     #[test]
     fn a_cluster_configuration_problem_names_the_cluster_and_the_file_workload() {
         let bad = FILE.replace(
@@ -584,7 +805,7 @@ workloads:
             "{cluster: euw1, overrides: {minReplicas: -3}}",
         );
         let Err(DeployError::Config(e)) =
-            render_clusters(&bad, &RenderSettings::new("prescale:test"))
+            render_clusters(&bad, Path::new("."), &RenderSettings::new("prescale:test"))
         else {
             panic!("rendered a bad override");
         };

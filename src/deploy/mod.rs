@@ -47,6 +47,7 @@
 pub mod autoscalers;
 pub mod cluster;
 pub mod clusters;
+pub mod downtime;
 pub mod job;
 pub mod keda;
 pub mod shard;
@@ -229,12 +230,8 @@ fn check(config_yaml: &str, settings: &RenderSettings) -> Result<ServeConfig, Co
         ("front-proxy CA", &settings.requestheader_client_ca),
         ("CA bundle", &settings.ca_bundle),
     ] {
-        if let Some(pem) = pem {
-            let certs =
-                CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>();
-            if !matches!(certs, Ok(ref c) if !c.is_empty()) {
-                problems.push(format!("the {what} holds no PEM certificate"));
-            }
+        if pem.as_deref().is_some_and(|p| !holds_certificate(p)) {
+            problems.push(format!("the {what} holds no PEM certificate"));
         }
     }
     if settings.ca_bundle.is_some() && settings.tls_secret.is_none() {
@@ -304,6 +301,12 @@ fn check(config_yaml: &str, settings: &RenderSettings) -> Result<ServeConfig, Co
         Some(config) if problems.is_empty() => Ok(config),
         _ => Err(ConfigError { problems }),
     }
+}
+
+/// Whether `pem` holds at least one certificate and nothing unreadable.
+fn holds_certificate(pem: &str) -> bool {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>();
+    matches!(certs, Ok(ref c) if !c.is_empty())
 }
 
 /// A DNS-1123 subdomain, as most object names must be.

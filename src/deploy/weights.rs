@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
+use super::downtime::{self, Down, DownSpec};
 use crate::scale::config::{check_nesting, ConfigError, ConfigReader};
 use crate::source::{self, ColumnSpec, LoadOptions};
 
@@ -267,8 +268,8 @@ pub struct RegionPlan {
     pub forecast: BTreeMap<i64, f64>,
     /// Its capacity: one value for every step, or one per step (in step order).
     pub capacity: Vec<f64>,
-    /// Marked down for the whole horizon.
-    pub down: bool,
+    /// When it is down (takes no traffic): never, over the whole horizon, or in windows.
+    pub down: Down,
 }
 
 /// A schedule: the regions and their weights at each step.
@@ -334,7 +335,7 @@ pub fn schedule(
             .map(|r| RegionStep {
                 demand: r.forecast.get(t).copied(),
                 capacity: r.capacity[if r.capacity.len() == 1 { 0 } else { k }],
-                down: r.down,
+                down: r.down.at(*t),
             })
             .collect();
         let mut step = plan_step(&names, &inputs, prev.as_deref(), max_change);
@@ -524,7 +525,8 @@ pub struct WeightsPlan {
 impl WeightsPlan {
     /// Reads a plan file's text; forecast files are read relative to `base`. A forecast file
     /// is what `prescale forecast` writes (`timestamp` and `mean` columns); one that cannot be
-    /// read is a problem unless its region is marked down.
+    /// read is a problem unless its region is down over the whole horizon. Windows of `down`
+    /// (see [`downtime`]) are placed on the steps of all the forecasts together.
     pub fn from_yaml(text: &str, base: &std::path::Path) -> Result<Self, WeightsError> {
         check_nesting(text)?;
         let doc: Value = serde_norway::from_str(text).map_err(|e| ConfigError {
@@ -546,6 +548,8 @@ impl WeightsPlan {
         let mut regions = Vec::new();
         let mut destinations = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
+        // Each region's `down` with its index in `regions` once it is kept there.
+        let mut downs: Vec<(DownSpec, Option<usize>)> = Vec::new();
         for (at, v) in r.list(root, "", "regions", Some("region")) {
             let Some(m) = r.mapping(v, &at) else { continue };
             r.known(
@@ -559,7 +563,7 @@ impl WeightsPlan {
                     r.problem(format!("{at}.name: duplicate region {n:?}"));
                 }
             }
-            let down = r.boolean(m, &at, "down", false);
+            let down = downtime::read(&mut r, m, &at);
             let capacity = match m.get("capacity") {
                 Some(Value::Sequence(items)) => items
                     .iter()
@@ -608,8 +612,8 @@ impl WeightsPlan {
                             series.len()
                         )),
                     },
-                    Err(e) if down => {
-                        // A region that is down needs no forecast.
+                    Err(e) if down == DownSpec::Always => {
+                        // A region down over the whole horizon needs no forecast.
                         let _ = e;
                     }
                     Err(e) => r.problem(format!("{at}.forecast: {e}")),
@@ -617,13 +621,28 @@ impl WeightsPlan {
             }
             let destination = r.deserialize::<Destination>(m, &at, "destination");
             if let (Some(name), false) = (name, capacity.is_empty()) {
+                downs.push((down, Some(regions.len())));
                 regions.push(RegionPlan {
                     name,
                     forecast,
                     capacity,
-                    down,
+                    down: Down::Never,
                 });
                 destinations.push(destination);
+            } else {
+                downs.push((down, None));
+            }
+        }
+        let times: Vec<i64> = regions
+            .iter()
+            .flat_map(|g| g.forecast.keys().copied())
+            .collect::<std::collections::BTreeSet<i64>>()
+            .into_iter()
+            .collect();
+        for (spec, kept) in downs {
+            let down = spec.resolve(&mut r, &times);
+            if let Some(i) = kept {
+                regions[i].down = down;
             }
         }
         let current = match root.get("current") {
@@ -795,6 +814,76 @@ mod tests {
         assert!(s.reasons.iter().any(|r| r.contains("lifted")), "{s:?}");
     }
 
+    /// Hourly forecasts in `dir`: a, b and c with demand 100, 50 and 50.
+    fn write_forecasts(dir: &std::path::Path) {
+        for (name, level) in [("a", 100.0), ("b", 50.0), ("c", 50.0)] {
+            let mut csv = String::from("timestamp,mean\n");
+            for h in 0..8 {
+                csv.push_str(&format!("2015-04-22T{h:02}:00:00Z,{level}\n"));
+            }
+            std::fs::write(dir.join(format!("{name}.csv")), csv).unwrap();
+        }
+    }
+
+    /// A plan over those forecasts, capacity 200 each, with `down_b` as b's `down`.
+    fn windowed_plan(dir: &std::path::Path, down_b: &str) -> Result<WeightsPlan, WeightsError> {
+        let plan = format!(
+            "maxChange: 0.1
+current: {{a: 0.5, b: 0.25, c: 0.25}}
+regions:
+  - {{name: a, forecast: a.csv, capacity: 200}}
+  - {{name: b, forecast: b.csv, capacity: 200, down: {down_b}}}
+  - {{name: c, forecast: c.csv, capacity: 200}}
+"
+        );
+        WeightsPlan::from_yaml(&plan, dir)
+    }
+
+    #[test]
+    fn a_window_of_down_takes_a_region_out_and_brings_it_back_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        write_forecasts(dir.path());
+        let plan = windowed_plan(
+            dir.path(),
+            "{from: '2015-04-22T02:00:00Z', until: '2015-04-22 04:00:00'}",
+        )
+        .unwrap();
+        let s = plan.schedule().unwrap();
+        let b: Vec<f64> = s.steps.iter().map(|s| s.weights[1]).collect();
+        // Before: the current weights hold; down at 02:00 and 03:00; then back 0.1 per step.
+        for (k, want) in [(0, 0.25), (1, 0.25), (2, 0.0), (3, 0.0), (4, 0.1), (5, 0.2), (6, 0.25)] {
+            assert!((b[k] - want).abs() < 1e-9, "step {k}: {b:?}");
+        }
+        assert!(s.steps[2].reasons.iter().any(|r| r == "b is down: 0"));
+        assert!(s.steps[2].reasons.iter().any(|r| r.contains("lifted")), "{:?}", s.steps[2]);
+        assert!(s.steps[4].reasons.iter().any(|r| r.contains("held")), "{:?}", s.steps[4]);
+        assert!(!s.steps[4].reasons.iter().any(|r| r.contains("is down")));
+        for step in &s.steps {
+            assert!((step.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{step:?}");
+        }
+        // The same window by steps.
+        let by_step = windowed_plan(dir.path(), "{from: 2, until: 4}").unwrap();
+        assert_eq!(by_step.schedule().unwrap(), s);
+    }
+
+    #[test]
+    fn a_region_down_for_a_window_still_needs_its_forecast() {
+        let dir = tempfile::tempdir().unwrap();
+        write_forecasts(dir.path());
+        std::fs::remove_file(dir.path().join("b.csv")).unwrap();
+        // Down over the whole horizon: no forecast needed.
+        windowed_plan(dir.path(), "true").unwrap();
+        let Err(WeightsError::Config(e)) = windowed_plan(dir.path(), "{from: 1, until: 99}") else {
+            panic!("planned a region down for a window with no forecast");
+        };
+        let all = e.problems.join("\n");
+        assert!(all.contains("regions[1].forecast: "), "{all}");
+        assert!(
+            all.contains("regions[1].down.until: step 99 is outside the horizon (steps 0 to 7"),
+            "{all}"
+        );
+    }
+
     #[test]
     fn percents_sum_to_100() {
         assert_eq!(percents(&[1.0 / 3.0; 3]), Some(vec![34, 33, 33]));
@@ -812,6 +901,34 @@ mod tests {
                 capacity,
                 down,
             })
+    }
+
+    /// Three regions over hourly steps of `demand` (one row per step), region `i` down over
+    /// `windows[i]` (start step, length) when given.
+    fn windowed(
+        demand: &[Vec<f64>],
+        capacity: &[f64],
+        windows: &[Option<(usize, usize)>],
+    ) -> Vec<RegionPlan> {
+        const HOUR: i64 = 3_600_000;
+        (0..3)
+            .map(|i| RegionPlan {
+                name: format!("r{i}"),
+                forecast: demand
+                    .iter()
+                    .enumerate()
+                    .map(|(k, row)| (k as i64 * HOUR, row[i]))
+                    .collect(),
+                capacity: vec![capacity[i]],
+                down: match windows[i] {
+                    Some((from, len)) => Down::Windows(vec![(
+                        from as i64 * HOUR,
+                        (from + len) as i64 * HOUR,
+                    )]),
+                    None => Down::Never,
+                },
+            })
+            .collect()
     }
 
     proptest! {
@@ -848,6 +965,65 @@ mod tests {
                 } else {
                     // Nobody over capacity (so failover only ever moved load where there was room).
                     prop_assert!(!(0..n).any(over), "a region over capacity: {s:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_region_down_in_a_window_gets_zero_there_and_the_invariants_hold(
+            demand in prop::collection::vec(prop::collection::vec(1.0..100.0f64, 3), 2..24),
+            capacity in prop::collection::vec(prop_oneof![Just(0.0), 0.0..300.0f64], 3),
+            windows in prop::collection::vec(prop::option::weighted(0.7, (0usize..24, 1usize..8)), 3),
+            max_change in 0.01..1.0f64,
+        ) {
+            let plans = windowed(&demand, &capacity, &windows);
+            let s = schedule(&plans, max_change, None).unwrap();
+            prop_assert_eq!(s.steps.len(), demand.len());
+            for (k, step) in s.steps.iter().enumerate() {
+                let t = step.timestamp.unwrap();
+                let available = |i: usize| !plans[i].down.at(t) && capacity[i] > 0.0;
+                for (i, w) in step.weights.iter().enumerate() {
+                    prop_assert!(*w >= 0.0, "negative weight {w}");
+                    if plans[i].down.at(t) {
+                        prop_assert_eq!(*w, 0.0, "r{} is down at step {} yet got some: {:?}", i, k, step);
+                    }
+                }
+                if (0..3).any(available) {
+                    let sum: f64 = step.weights.iter().sum();
+                    prop_assert!((sum - 1.0).abs() < 1e-9, "weights sum to {sum}");
+                    if step.shortage == 0.0 {
+                        for i in 0..3 {
+                            prop_assert!(step.load[i] <= capacity[i] * (1.0 + 1e-9) + 1e-9, "r{i} over capacity: {step:?}");
+                        }
+                    }
+                } else {
+                    prop_assert!((step.shortage - step.demand).abs() < 1e-9);
+                }
+            }
+        }
+
+        #[test]
+        fn after_a_window_the_weights_come_back_within_the_limit(
+            demand in prop::collection::vec(prop::collection::vec(1.0..100.0f64, 3), 2..24),
+            windows in prop::collection::vec(prop::option::weighted(0.7, (0usize..24, 1usize..8)), 3),
+            max_change in 0.01..0.5f64,
+        ) {
+            // Room everywhere: only a region going down forces a move past the limit.
+            let plans = windowed(&demand, &[1e6; 3], &windows);
+            let s = schedule(&plans, max_change, None).unwrap();
+            for k in 1..s.steps.len() {
+                let (before, now) = (&s.steps[k - 1], &s.steps[k]);
+                let down = |step: &Step, i: usize| plans[i].down.at(step.timestamp.unwrap());
+                let newly_down = (0..3).any(|i| down(now, i) && !down(before, i));
+                let none_before = (0..3).all(|i| down(before, i));
+                if newly_down || none_before {
+                    continue;
+                }
+                for i in 0..3 {
+                    prop_assert!(
+                        (now.weights[i] - before.weights[i]).abs() <= max_change + 1e-9,
+                        "r{} moved {} -> {} at step {}: {:?}", i, before.weights[i], now.weights[i], k, now
+                    );
                 }
             }
         }
