@@ -408,10 +408,15 @@ fn the_three_region_example_renders_one_valid_folder_per_cluster() {
         assert_eq!(spec.insecure_skip_tls_verify, Some(true), "{cluster}");
     }
     let deployment = std::fs::read_to_string(out.join("euw1/prescale/deployment.yaml")).unwrap();
-    assert!(deployment.contains("secretName: prescale-serving-tls"), "{deployment}");
+    assert!(
+        deployment.contains("secretName: prescale-serving-tls"),
+        "{deployment}"
+    );
     let front_proxy = |cluster: &str| {
-        yaml(&out.join(cluster).join("prescale/configmap-requestheader-ca.yaml"))["data"]
-            ["requestheader-client-ca-file"]
+        yaml(
+            &out.join(cluster)
+                .join("prescale/configmap-requestheader-ca.yaml"),
+        )["data"]["requestheader-client-ca-file"]
             .as_str()
             .unwrap()
             .to_string()
@@ -609,12 +614,15 @@ fn the_example_plan_takes_a_region_out_for_its_window_and_brings_it_back() {
             .map(|v| v.as_f64().unwrap())
             .collect()
     };
-    let inside = |step: &serde_json::Value| {
-        (from..until).contains(&step["timestamp"].as_i64().unwrap())
-    };
+    let inside =
+        |step: &serde_json::Value| (from..until).contains(&step["timestamp"].as_i64().unwrap());
     // The window lies mid-horizon: steps before, in and after it.
     assert!(!inside(&steps[0]) && !inside(steps.last().unwrap()));
-    assert_eq!(steps.iter().filter(|s| inside(s)).count(), 12, "an hour of 5-minute steps");
+    assert_eq!(
+        steps.iter().filter(|s| inside(s)).count(),
+        12,
+        "an hour of 5-minute steps"
+    );
     for (k, step) in steps.iter().enumerate() {
         let w = weights(step);
         assert!(w.iter().all(|x| *x >= 0.0), "{step}");
@@ -630,7 +638,10 @@ fn the_example_plan_takes_a_region_out_for_its_window_and_brings_it_back() {
         let demand = step["demand"].as_f64().unwrap();
         if step["shortage"].as_f64().unwrap() == 0.0 {
             for (i, c) in capacity.iter().enumerate() {
-                assert!(w[i] * demand <= c * (1.0 + 1e-9), "region {i} over capacity: {step}");
+                assert!(
+                    w[i] * demand <= c * (1.0 + 1e-9),
+                    "region {i} over capacity: {step}"
+                );
             }
         }
         // Back from the failure within the rate limit.
@@ -640,7 +651,7 @@ fn the_example_plan_takes_a_region_out_for_its_window_and_brings_it_back() {
         }
     }
     // The failure is a forced move: the limit is lifted as it starts.
-    let first_down = steps.iter().position(|s| inside(s)).unwrap();
+    let first_down = steps.iter().position(inside).unwrap();
     assert!(
         steps[first_down]["reasons"].to_string().contains("lifted"),
         "{}",

@@ -490,11 +490,11 @@ fn read_clusters(
         let tls = m
             .get("tls")
             .and_then(|v| read_tls(r, v, &format!("{at}.tls"), base));
-        let requestheader_client_ca = r
-            .string(m, &at, "requestheaderClientCA", false)
-            .and_then(|file| {
-                read_certificate(r, base, &file, &format!("{at}.requestheaderClientCA"))
-            });
+        let requestheader_client_ca =
+            r.string(m, &at, "requestheaderClientCA", false)
+                .and_then(|file| {
+                    read_certificate(r, base, &file, &format!("{at}.requestheaderClientCA"))
+                });
         if let (Some(name), Some(context), Some(region), Some(prometheus_url)) =
             (name, context, region, url)
         {
@@ -548,10 +548,7 @@ fn read_certificate(r: &mut ConfigReader, base: &Path, file: &str, at: &str) -> 
     match crate::files::read_limited_text(&path, crate::files::MAX_CONFIG_BYTES) {
         Ok(pem) if super::holds_certificate(&pem) => Some(pem),
         Ok(_) => {
-            r.problem(format!(
-                "{at}: {} holds no PEM certificate",
-                path.display()
-            ));
+            r.problem(format!("{at}: {} holds no PEM certificate", path.display()));
             None
         }
         Err(e) => {
@@ -636,7 +633,8 @@ workloads:
 
     #[test]
     fn each_cluster_gets_its_own_prometheus_and_overrides() {
-        let out = render_clusters(FILE, Path::new("."), &RenderSettings::new("prescale:test")).unwrap();
+        let out =
+            render_clusters(FILE, Path::new("."), &RenderSettings::new("prescale:test")).unwrap();
         assert_eq!(out.clusters.len(), 2);
         let us = &out.clusters[0];
         assert!(

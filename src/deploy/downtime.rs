@@ -169,9 +169,7 @@ impl DownSpec {
                             Some(Millis::MAX)
                         }
                         _ => {
-                            r.problem(format!(
-                                "{at}: step {k} is outside the horizon ({horizon})"
-                            ));
+                            r.problem(format!("{at}: step {k} is outside the horizon ({horizon})"));
                             None
                         }
                     },
@@ -284,7 +282,11 @@ mod tests {
         let at: Vec<bool> = hours(5).iter().map(|t| d.at(*t)).collect();
         assert_eq!(at, [false, false, true, false, false]);
         // Open ends: from the start, through the end; the step past the last ends a window.
-        let d = resolved("down: [{until: 1}, {from: 4}, {from: 2, until: 5}]", &hours(5)).unwrap();
+        let d = resolved(
+            "down: [{until: 1}, {from: 4}, {from: 2, until: 5}]",
+            &hours(5),
+        )
+        .unwrap();
         let at: Vec<bool> = hours(5).iter().map(|t| d.at(*t)).collect();
         assert_eq!(at, [true, false, true, true, true]);
     }
@@ -321,8 +323,8 @@ mod tests {
         assert_eq!(problems.len(), 9, "{all}");
         let bad = resolved("down: sometimes", &hours(2)).unwrap_err();
         assert!(bad[0].starts_with("regions[0].down: expected true, false, {from, until}"));
-        let late = resolved("down: {from: 0, until: '1970-01-01T05:00:00Z'}", &hours(2))
-            .unwrap_err();
+        let late =
+            resolved("down: {from: 0, until: '1970-01-01T05:00:00Z'}", &hours(2)).unwrap_err();
         assert!(late[0].contains("leave until out"), "{late:?}");
         let none = resolved("down: {from: 0}", &[]).unwrap_err();
         assert!(none[0].contains("the forecasts have no step"), "{none:?}");

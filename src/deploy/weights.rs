@@ -851,15 +851,34 @@ regions:
         let s = plan.schedule().unwrap();
         let b: Vec<f64> = s.steps.iter().map(|s| s.weights[1]).collect();
         // Before: the current weights hold; down at 02:00 and 03:00; then back 0.1 per step.
-        for (k, want) in [(0, 0.25), (1, 0.25), (2, 0.0), (3, 0.0), (4, 0.1), (5, 0.2), (6, 0.25)] {
+        for (k, want) in [
+            (0, 0.25),
+            (1, 0.25),
+            (2, 0.0),
+            (3, 0.0),
+            (4, 0.1),
+            (5, 0.2),
+            (6, 0.25),
+        ] {
             assert!((b[k] - want).abs() < 1e-9, "step {k}: {b:?}");
         }
         assert!(s.steps[2].reasons.iter().any(|r| r == "b is down: 0"));
-        assert!(s.steps[2].reasons.iter().any(|r| r.contains("lifted")), "{:?}", s.steps[2]);
-        assert!(s.steps[4].reasons.iter().any(|r| r.contains("held")), "{:?}", s.steps[4]);
+        assert!(
+            s.steps[2].reasons.iter().any(|r| r.contains("lifted")),
+            "{:?}",
+            s.steps[2]
+        );
+        assert!(
+            s.steps[4].reasons.iter().any(|r| r.contains("held")),
+            "{:?}",
+            s.steps[4]
+        );
         assert!(!s.steps[4].reasons.iter().any(|r| r.contains("is down")));
         for step in &s.steps {
-            assert!((step.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{step:?}");
+            assert!(
+                (step.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+                "{step:?}"
+            );
         }
         // The same window by steps.
         let by_step = windowed_plan(dir.path(), "{from: 2, until: 4}").unwrap();
@@ -921,10 +940,9 @@ regions:
                     .collect(),
                 capacity: vec![capacity[i]],
                 down: match windows[i] {
-                    Some((from, len)) => Down::Windows(vec![(
-                        from as i64 * HOUR,
-                        (from + len) as i64 * HOUR,
-                    )]),
+                    Some((from, len)) => {
+                        Down::Windows(vec![(from as i64 * HOUR, (from + len) as i64 * HOUR)])
+                    }
                     None => Down::Never,
                 },
             })
@@ -992,8 +1010,8 @@ regions:
                     let sum: f64 = step.weights.iter().sum();
                     prop_assert!((sum - 1.0).abs() < 1e-9, "weights sum to {sum}");
                     if step.shortage == 0.0 {
-                        for i in 0..3 {
-                            prop_assert!(step.load[i] <= capacity[i] * (1.0 + 1e-9) + 1e-9, "r{i} over capacity: {step:?}");
+                        for (i, (load, cap)) in step.load.iter().zip(&capacity).enumerate() {
+                            prop_assert!(*load <= cap * (1.0 + 1e-9) + 1e-9, "r{i} over capacity: {step:?}");
                         }
                     }
                 } else {
