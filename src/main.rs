@@ -18,7 +18,7 @@ fn main() -> ExitCode {
                 "error: {}",
                 prescale::cli::error_line(&e)
             );
-            ExitCode::FAILURE
+            ExitCode::from(prescale::cli::exit_code(&e))
         }
     }
 }

@@ -125,7 +125,7 @@ fn python() -> PathBuf {
 }
 
 /// A `prescale serve` process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     https: u16,
     grpc: u16,
@@ -142,7 +142,7 @@ impl Drop for Server {
 
 impl Server {
     /// Starts the server on `config` with `args`, and waits until `/healthz` answers.
-    fn start(dir: &Path, config: &str, args: &[&str]) -> Server {
+    pub(crate) fn start(dir: &Path, config: &str, args: &[&str]) -> Server {
         let https = free_port();
         let grpc = free_port();
         let path = dir.join("serve.yaml");
@@ -177,11 +177,11 @@ impl Server {
         server
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
     }
 
-    fn curl(&self, path: &str) -> (u16, String) {
+    pub(crate) fn curl(&self, path: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-sk", "-w", "\n%{http_code}", "--max-time", "5"])
             .arg(format!("{}://127.0.0.1:{}{path}", self.scheme, self.https))
@@ -192,7 +192,7 @@ impl Server {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
-    fn wait_for(&self, path: &str, code: u16, limit: Duration) -> String {
+    pub(crate) fn wait_for(&self, path: &str, code: u16, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let (got, body) = self.curl(path);
@@ -442,7 +442,7 @@ fn a_malformed_config_lists_every_problem_and_does_not_start() {
 }
 
 /// `/metrics` of `server`, and one sample's value in it.
-fn sample(server: &Server, prefix: &str) -> Option<f64> {
+pub(crate) fn sample(server: &Server, prefix: &str) -> Option<f64> {
     let (_, text) = server.curl("/metrics");
     text.lines()
         .find(|l| l.starts_with(prefix))
@@ -450,7 +450,7 @@ fn sample(server: &Server, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !check() {
         assert!(Instant::now() < deadline, "{what} after {limit:?}");
@@ -652,7 +652,10 @@ fn client_certificate(
 }
 
 /// A certificate authority, its PEM written to `dir/<name>.crt`.
-fn authority(dir: &Path, name: &str) -> (rcgen::Issuer<'static, rcgen::KeyPair>, PathBuf) {
+pub(crate) fn authority(
+    dir: &Path,
+    name: &str,
+) -> (rcgen::Issuer<'static, rcgen::KeyPair>, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -71,7 +71,8 @@ enum Command {
     Deploy(Box<deploy::DeployArgs>),
     /// The audit log that `serve` writes: check its hash chain.
     Audit(audit::AuditArgs),
-    /// What an auditor checks: personal, health and payment data in the series' labels.
+    /// What an auditor checks: personal, health and payment data in the series' labels,
+    /// and a deployment scored against GDPR, HIPAA, SOX and PCI DSS controls, with fixes.
     Compliance(compliance::ComplianceArgs),
 }
 
@@ -111,6 +112,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args),
         Command::Compliance(args) => compliance::run(args),
     }
+}
+
+/// An error that ends the command with its own exit code (1 is any other error), e.g. a
+/// compliance score below its threshold.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The exit code.
+    pub code: u8,
+    /// What to print.
+    pub message: String,
+}
+
+/// The exit code for a failed command: the [`Exit`] code it carries, or 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error.downcast_ref::<Exit>().map_or(1, |e| e.code)
 }
 
 /// The error's chain on one line, for `main`: `what failed: why: root cause`.

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -65,6 +66,10 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     if args.check {
         let config = ServeConfig::load(&args.config, &overrides)?;
+        // The compliance block is the compliance check's to read: its problems too.
+        let text = crate::files::read_limited_text(&args.config, crate::files::MAX_CONFIG_BYTES)?;
+        let doc: serde_norway::Value = serde_norway::from_str(&text)?;
+        crate::compliance::Settings::from_document(&doc)?;
         outln!(
             "{}: valid ({} workload(s), {} metric(s))",
             args.config.display(),
@@ -99,6 +104,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<()> {
         serve::run(
             &args.config,
             overrides,
+            Some(Arc::new(crate::compliance::ServeCheck)),
             |started| {
                 note!(
                     "serving the external metrics API on {}://{}{}{}",

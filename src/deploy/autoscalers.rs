@@ -38,7 +38,9 @@ pub(crate) fn external_metrics(config: &ServeConfig, settings: &RenderSettings) 
     let mut out = vec![
         Object::new("apiservice.yaml", &api_service(settings)),
         // The HPA controller reads external metrics as its own service account; clusters grant
-        // it nothing on this group until an adapter says so.
+        // it nothing on this group until an adapter says so. Only the two metrics the server
+        // answers (the resource of an external metric is its name), not `*`: least privilege,
+        // as compliance control PCI-04 checks.
         Object::new(
             "clusterrole-external-metrics-reader.yaml",
             &ClusterRole {
@@ -49,7 +51,10 @@ pub(crate) fn external_metrics(config: &ServeConfig, settings: &RenderSettings) 
                 ),
                 rules: Some(vec![PolicyRule {
                     api_groups: Some(vec!["external.metrics.k8s.io".into()]),
-                    resources: Some(vec!["*".into()]),
+                    resources: Some(vec![
+                        crate::serve::snapshot::REPLICAS_METRIC.into(),
+                        crate::serve::snapshot::FORECAST_METRIC.into(),
+                    ]),
                     verbs: vec!["get".into(), "list".into(), "watch".into()],
                     ..PolicyRule::default()
                 }]),

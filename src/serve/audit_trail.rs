@@ -30,6 +30,24 @@ pub struct AuditSettings {
 /// The default rotation size: 64 MiB.
 pub const DEFAULT_ROTATE_BYTES: u64 = 64 << 20;
 
+/// The change record a configuration carries (`compliance.change`: author, approver,
+/// ticket), copied into the audit record of its load so the log says who changed it and
+/// who approved it.
+fn change_record(bytes: &[u8]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(doc) = serde_norway::from_slice::<serde_norway::Value>(bytes) else {
+        return out;
+    };
+    if let Some(change) = doc.get("compliance").and_then(|c| c.get("change")) {
+        for key in ["author", "approver", "ticket"] {
+            if let Some(v) = change.get(key).and_then(|v| v.as_str()) {
+                out.insert(key.to_string(), v.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// The server's audit log and what it last recorded.
 #[derive(Debug)]
 pub struct AuditTrail {
@@ -141,7 +159,7 @@ impl AuditTrail {
         let after = bytes.map(sha256_hex);
         let mut config = self.config.lock().ok();
         let before = config.as_ref().and_then(|c| (**c).clone());
-        let mut annotations = BTreeMap::new();
+        let mut annotations = bytes.map(change_record).unwrap_or_default();
         let outcome = match refused {
             Some(problems) => {
                 annotations.insert("problems".to_string(), problems);

@@ -27,6 +27,9 @@
 //!   file: /var/lib/prescale/audit.jsonl   # default: <stateDir>/audit.jsonl
 //!   rotateBytes: 67108864          # the active file is rotated past this size
 //!   enabled: true
+//! compliance:                      # what the compliance check holds it to (see
+//!   environment: production        # `prescale compliance check`); serve records
+//!   change: {author: alice, approver: bob, ticket: OPS-1}   # `change` in the audit log
 //! workloads:                       # each as `simulate --config` reads one
 //!   - workload: api
 //!     namespace: shop
@@ -130,8 +133,10 @@ pub struct Overrides {
     pub requestheader_allowed_names: Option<Vec<String>>,
 }
 
-const ROOT_KEYS: [&str; 10] = [
+/// `compliance` is read by the compliance check (`crate::compliance::settings`), not here.
+const ROOT_KEYS: [&str; 11] = [
     "audit",
+    "compliance",
     "prometheus",
     "stateDir",
     "listen",

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod audit_trail;
+pub mod check;
 pub mod config;
 pub mod engine;
 pub mod keda;
@@ -27,5 +28,6 @@ pub mod snapshot;
 pub mod telemetry;
 pub mod tls;
 
+pub use check::ConfigCheck;
 pub use config::{FilesAt, Overrides, ServeConfig};
 pub use server::{run, ServeError, Started};

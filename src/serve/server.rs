@@ -18,6 +18,7 @@ use crate::scale::config::ConfigError;
 
 use super::api::{router, Access, AppState};
 use super::audit_trail::AuditTrail;
+use super::check::ConfigCheck;
 use super::config::{Overrides, ServeConfig};
 use super::engine::{describe, wall_clock, Engine, EngineError};
 use super::keda::Scaler;
@@ -69,10 +70,12 @@ pub struct Started {
 }
 
 /// Runs `prescale serve` with the configuration at `path` until `shutdown` resolves; `ready`
-/// is told the bound addresses once the listeners are up.
+/// is told the bound addresses once the listeners are up; `check` (the compliance check) is
+/// run on each configuration loaded.
 pub async fn run(
     path: &Path,
     overrides: Overrides,
+    check: Option<Arc<dyn ConfigCheck>>,
     ready: impl FnOnce(Started),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -188,9 +191,13 @@ pub async fn run(
             state.telemetry.audit_errors.inc();
         }
     }
+    // After the load is recorded, so the check sees it in the audit log.
+    if let Some(c) = &check {
+        super::check::run(c, path, &state.telemetry).await;
+    }
     let refresh = refresh_loop(
         engine,
-        (path.to_path_buf(), overrides),
+        (path.to_path_buf(), overrides, check),
         state.clone(),
         published_tx,
         restored,
@@ -272,7 +279,7 @@ async fn persist(config: &ServeConfig, snapshot: &Arc<Snapshot>) {
 /// problems and the old keeps serving).
 async fn refresh_loop(
     mut engine: Engine,
-    (path, overrides): (PathBuf, Overrides),
+    (path, overrides, check): (PathBuf, Overrides, Option<Arc<dyn ConfigCheck>>),
     state: Arc<AppState>,
     published: watch::Sender<u64>,
     mut last: Snapshot,
@@ -307,6 +314,7 @@ async fn refresh_loop(
         if reload {
             let refused;
             (engine, refused) = reload_config(engine, &path, &overrides, &state);
+            let applied = refused.is_none();
             if let Some(a) = &audit {
                 let bytes = crate::files::read_limited(&path, crate::files::MAX_CONFIG_BYTES).ok();
                 let entry =
@@ -314,6 +322,10 @@ async fn refresh_loop(
                 if !a.append(vec![entry]).await {
                     state.telemetry.audit_errors.inc();
                 }
+            }
+            // A refused file is not in effect: the old score stands for the old configuration.
+            if let (Some(c), true) = (&check, applied) {
+                super::check::run(c, &path, &state.telemetry).await;
             }
             ticks = tokio::time::interval(engine.config().refresh_every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

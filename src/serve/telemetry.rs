@@ -71,6 +71,13 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// A compliance framework (`GDPR`, `HIPAA`, `SOX`, `PCI`, a user's, or `all`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameworkLabels {
+    /// The framework.
+    pub framework: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Span batches the process could not export to its OTLP collector (counted by whoever sets
@@ -114,6 +121,11 @@ pub struct Telemetry {
     pub tls_enabled: Gauge,
     /// Audit records that could not be written.
     pub audit_errors: Counter,
+    /// The configuration's compliance score, per framework and `all` (absent while no
+    /// check has succeeded on the configuration in effect).
+    pub compliance_score: Family<FrameworkLabels, FloatGauge>,
+    /// Compliance checks that could not run.
+    pub compliance_check_errors: Counter,
 }
 
 impl Default for Telemetry {
@@ -138,6 +150,8 @@ impl Default for Telemetry {
             authentication_enabled: Gauge::default(),
             tls_enabled: Gauge::default(),
             audit_errors: Counter::default(),
+            compliance_score: Family::default(),
+            compliance_check_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -210,6 +224,16 @@ impl Default for Telemetry {
             "audit_write_errors",
             "Audit records that could not be written (the decisions were published)",
             t.audit_errors.clone(),
+        );
+        registry.register(
+            "compliance_score",
+            "Compliance score (0-100) of the configuration in effect, by framework (all: overall)",
+            t.compliance_score.clone(),
+        );
+        registry.register(
+            "compliance_check_errors",
+            "Compliance checks of a loaded configuration that could not run",
+            t.compliance_check_errors.clone(),
         );
         registry.register(
             "trace_export_failures",
