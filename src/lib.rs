@@ -50,7 +50,7 @@
 //! | 5 | [`audit`] | the hash-chained JSONL audit log: append durably, rotate, verify |
 //! | 5 | [`report`] | the HTML report: its sections (backtests, replay) and charts |
 //! | 6 | [`serve`] | `prescale serve`: configuration, the refresh loop, published decisions, the external metrics API, the KEDA scaler, TLS and front-proxy auth, `/metrics`, state on disk |
-//! | 7 | [`compliance`] | what an auditor checks: the data classifier over label keys and values |
+//! | 7 | [`compliance`] | what an auditor checks: the data classifier over label keys and values, Rego controls (regorus) for GDPR, HIPAA, SOX and PCI DSS, severity-weighted scores, remediation as a diff |
 //! | 7 | [`deploy`] | `prescale deploy render`: the typed Kubernetes manifests that run `serve` in a cluster (Deployment, Service, APIService, RBAC, HPAs, KEDA ScaledObjects) or in many (`clusters`); global traffic weights, failures over windows of the horizon and Istio VirtualServices (`weights`, `downtime`); backtest shards and the Indexed Job that runs them (`shard`, `job`) |
 //! | 8 | [`cli`] | the `prescale` command line: parse flags, call the library, print |
 

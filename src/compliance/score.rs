@@ -259,8 +259,8 @@ pub fn describe(remedy: &Remedy) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::control::Controls;
     use super::*;
+    use crate::compliance::control::Controls;
 
     #[test]
     fn scores_weigh_controls_by_severity() {

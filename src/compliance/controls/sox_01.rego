@@ -7,7 +7,7 @@ metadata := {
 	"severity": "critical",
 	"title": "The audit log is present and unaltered",
 	"checks": "The audit log exists and its SHA-256 chain verifies: no record edited, deleted, reordered or inserted (Section 404 internal controls; PCAOB AS 2201 on IT general controls).",
-	"fix": "Find out why the chain breaks (prescale audit verify names the first bad record), restore the log from a backup, and keep the last verified head hash elsewhere.",
+	"fix": "Turn the audit log on (audit.enabled, on a persistent volume); when its chain breaks, prescale audit verify names the first bad record: restore the log from a backup, and keep the last verified head hash elsewhere.",
 }
 
 findings contains f if {
