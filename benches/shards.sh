@@ -35,7 +35,7 @@ for n in $counts; do
   # Children's CPU (user + system) as the shell saw them reaped, in clock ticks.
   read -r cu cs < <(awk '{print $16, $17}' /proc/$$/stat)
   ticks=$(getconf CLK_TCK)
-  "$bin" backtest merge "$out/" --output "$work/merged-$n.parquet" >/dev/null
+  "$bin" backtest merge "$out/" --output "$work/merged-$n.parquet" >/dev/null 2>&1
   sha=$(sha256sum "$work/merged-$n.parquet" | cut -c1-16)
   wall=$(echo "$end - $start" | bc -l)
   cpu=$(echo "($cu + $cs) / $ticks" | bc -l)
