@@ -196,6 +196,15 @@ fn the_passing_example_scores_100_on_every_framework() {
         .collect();
     assert_eq!(frameworks, ["GDPR", "HIPAA", "PCI", "SOX"]);
     assert_eq!(report["controls"].as_array().unwrap().len(), 14);
+    // The example log is the one serve wrote loading this very file (its hash).
+    let log = std::fs::read_to_string(AUDIT).unwrap();
+    let load: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let file = std::fs::read(PASS).unwrap();
+    assert_eq!(
+        load["after"],
+        prescale::audit::sha256_hex(&file),
+        "{PASS} changed since {AUDIT} was written: rerun serve on it (README)"
+    );
 }
 
 #[test]
