@@ -197,8 +197,7 @@ fn the_passing_example_scores_100_on_every_framework() {
     assert_eq!(frameworks, ["GDPR", "HIPAA", "PCI", "SOX"]);
     assert_eq!(report["controls"].as_array().unwrap().len(), 14);
     // The example log is the one serve wrote loading this very file (its hash).
-    let log = std::fs::read_to_string(AUDIT).unwrap();
-    let load: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let load = first_record(AUDIT.as_ref());
     let file = std::fs::read(PASS).unwrap();
     assert_eq!(
         load["after"],
@@ -305,6 +304,12 @@ fn the_failing_example_is_below_threshold_with_a_plan_and_fix_repairs_what_a_mac
     // Nothing left for a machine to do.
     let again = fix(false);
     assert!(text(&again.stdout).starts_with("nothing to fix automatically"));
+}
+
+/// The first record of an audit log.
+fn first_record(log: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(log).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
 }
 
 fn score(config: &std::path::Path) -> f64 {
@@ -512,8 +517,7 @@ fn serve_scores_each_configuration_it_loads_and_records_who_changed_it() {
     });
     assert_eq!(sample(&server, overall), Some(100.0), "{}", server.log());
     // The load was recorded with its change record, and the check reads that log.
-    let log = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
-    let load: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let load = first_record(&state.join("audit.jsonl"));
     assert_eq!(load["action"], "load");
     assert_eq!(load["annotations"]["approver"], "bob@example.org");
     assert_eq!(load["annotations"]["ticket"], "OPS-2291");

@@ -166,22 +166,19 @@ pub fn from_config_text(
 
 /// The audit log's state: on or off, present, verified, and its configuration changes.
 fn audit_state(enabled: bool, file: Option<&Path>) -> Value {
+    // A log with nothing to verify: why, in the same shape as a present one.
+    let absent = |file: Option<&Path>, problem: String| {
+        json!({"enabled": enabled, "file": file.map(|f| f.display().to_string()),
+               "present": false, "verified": false, "records": 0, "problem": problem,
+               "configChanges": []})
+    };
     let Some(file) = file else {
-        return json!({"enabled": enabled, "file": null, "present": false, "verified": false,
-                      "records": 0, "problem": "no audit log is configured", "configChanges": []});
+        return absent(None, "no audit log is configured".into());
     };
     let files = match audit::files_of(file) {
         Ok(f) if !f.is_empty() => f,
-        Ok(_) => {
-            return json!({"enabled": enabled, "file": file.display().to_string(), "present": false,
-                          "verified": false, "records": 0, "problem": "the audit log does not exist yet",
-                          "configChanges": []})
-        }
-        Err(e) => {
-            return json!({"enabled": enabled, "file": file.display().to_string(), "present": false,
-                          "verified": false, "records": 0, "problem": crate::human::chain(&e),
-                          "configChanges": []})
-        }
+        Ok(_) => return absent(Some(file), "the audit log does not exist yet".into()),
+        Err(e) => return absent(Some(file), crate::human::chain(&e)),
     };
     let (verified, problem, records, span) = match audit::verify(&files, &VerifyOptions::default())
     {
