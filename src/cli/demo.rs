@@ -76,7 +76,7 @@ pub(super) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut chosen: Option<(f64, String, Forecast)> = None;
     for name in model::names() {
         let m = model::by_name(name)?;
-        let fitted = model::fit(m.as_ref(), &history, &seasons)?;
+        let fitted = model::fit_for(m.as_ref(), &history, &seasons, horizon)?;
         let forecast = fitted.predict(horizon, &levels)?;
         let mase = metrics::mase(
             actual.values(),

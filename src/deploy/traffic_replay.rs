@@ -135,7 +135,7 @@ pub fn replay(
             let at = start + k;
             let history = traces[r].slice(at - s.fit_window..at);
             let ahead = s.refit_every.min(s.steps - k);
-            let fitted = model::fit(model, &history, &s.seasons).map_err(|e| {
+            let fitted = model::fit_for(model, &history, &s.seasons, ahead).map_err(|e| {
                 WeightsError::Input(format!("region {r}: forecast at step {at}: {e}"))
             })?;
             let f = fitted.predict(ahead, &[]).map_err(|e| {

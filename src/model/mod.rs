@@ -315,6 +315,18 @@ pub fn fit(
     fit_floored(model, series, seasons, Floor::Auto)
 }
 
+/// [`fit`] for forecasts of `horizon` steps: a model that chooses on validation windows
+/// (`auto`) sizes them to that horizon ([`Model::fit_for`]). Use it wherever the horizon the
+/// forecast will be read at is known.
+pub fn fit_for(
+    model: &dyn Model,
+    series: &Series,
+    seasons: &[usize],
+    horizon: usize,
+) -> Result<FittedModel, ModelError> {
+    fit_floored_for(model, series, seasons, Floor::Auto, Some(horizon))
+}
+
 /// Fits `model` to `series` and remembers the grid for timestamped forecasts.
 ///
 /// Two documented shortcuts apply to every model:

@@ -210,7 +210,7 @@ pub fn section(settings: &ReportSettings, trace: &Series) -> Result<Section, Rep
     let (forecast_svg, forecast_caption) = match best {
         Some(best) if trace.len() > 2 * horizon => {
             let (history, actual) = trace.split_at(trace.len() - horizon);
-            let fitted = model::fit(best.as_ref(), &history, &seasons)?;
+            let fitted = model::fit_for(best.as_ref(), &history, &seasons, horizon)?;
             let forecast = fitted.predict(horizon, &LEVELS)?;
             let tail: Vec<(i64, f64)> = (history.len().saturating_sub(3 * horizon)..history.len())
                 .map(|i| (history.timestamp(i), history.values()[i]))

@@ -8,6 +8,8 @@
 //! - [`policy`]: the predictive policy, forecast quantiles to replicas with a reason.
 //! - [`planner`]: the decision path the replay and the server share: forecasts kept current
 //!   between refits, calibrated headroom, the value served at each HPA sync.
+//! - [`refit`]: one refit (fit for the horizon, forecast, error autocorrelation), made the
+//!   same way by the replay and the server.
 //! - [`replay`]: replays a real trace under the reactive, predictive and hybrid policies.
 //! - [`frontier`]: cost against shortfall: each policy replayed along a sweep of its knob,
 //!   compared with the HPA at each of its targets.
@@ -24,6 +26,7 @@ pub mod hpa;
 pub mod output;
 pub mod planner;
 pub mod policy;
+pub mod refit;
 pub mod replay;
 pub mod replay_config;
 pub mod score;

@@ -21,18 +21,20 @@
 //! when its load exceeds the capacity of the pods that were ready throughout it.
 
 use rayon::prelude::*;
+use tracing::field::Empty;
 
 use serde::{Deserialize, Serialize};
 
 use crate::forecast::{level_for_quantile, Forecast};
 use crate::human::chain;
-use crate::model::{self, Model, ModelError};
+use crate::model::{Model, ModelError};
 use crate::series::{format_millis, Series};
 
 use super::behavior::{Behavior, Seconds};
 use super::hpa::ReactiveHpa;
-use super::planner::{error_autocorrelation, leads, serve_value, MetricPlanner, SyncSettings};
+use super::planner::{leads, serve_value, MetricPlanner, SyncSettings};
 use super::policy::{MetricTarget, PolicySettings};
+use super::refit::refit;
 
 /// The scaling strategies a replay can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -217,21 +219,15 @@ impl Forecasts {
                     parent: &parent,
                     "fit",
                     model = model.name(),
+                    fitted = Empty,
+                    fallback = Empty,
                     series_length = history.len() as i64,
                     seasons = ?settings.seasons,
                     origin = %format_millis(trace.timestamp(r)),
+                    error = Empty,
                 );
-                let _fit = span.enter();
-                let made = model::fit(model, &history, &settings.seasons).and_then(|fitted| {
-                    let _predict =
-                        tracing::info_span!("predict", horizon = horizon as i64, levels = ?levels).entered();
-                    let f = fitted.predict(horizon, &levels)?;
-                    if !f.mean.iter().all(|v| v.is_finite()) {
-                        return Err(ModelError::failed(model.name(), "a non-finite forecast"));
-                    }
-                    let rho = error_autocorrelation(history.values(), &fitted.fitted_values());
-                    Ok((f, rho))
-                });
+                let made = refit(model, &history, &settings.seasons, horizon, &levels, &span)
+                    .map(|made| (made.forecast, made.rho));
                 if let Err(e) = &made {
                     tracing::warn!(
                         model = model.name(),

@@ -27,14 +27,13 @@ use tracing::Instrument as _;
 
 use crate::forecast::{level_for_quantile, Forecast};
 use crate::human::chain;
-use crate::model::{self, season, FittedModel, Model, ModelError};
+use crate::model::{season, FittedModel, Model, ModelError};
 use crate::scale::config::{
     CurrentReplicas, FallbackServe, MetricConfig, MetricSource, WorkloadConfig,
 };
-use crate::scale::planner::{
-    error_autocorrelation, leads, serve_value, MetricPlanner, Prepared, SyncSettings,
-};
+use crate::scale::planner::{leads, serve_value, MetricPlanner, Prepared, SyncSettings};
 use crate::scale::policy::{external_value_for, plan, PolicySettings};
+use crate::scale::refit::{refit, Refit};
 use crate::series::{format_millis, Millis, Series};
 use crate::source::prometheus::{self, Credentials, PrometheusError, QueryOptions, RangeQuery};
 use crate::source::{self, InputSettings};
@@ -391,45 +390,24 @@ impl MetricRunner {
             origin = %format_millis(origin),
             error = Empty,
         );
-        let predict_span = tracing::info_span!(
-            parent: &fit_span,
-            "predict",
-            horizon = horizon as i64,
-            levels = ?levels,
-            error = Empty,
-        );
-        let made = tokio::task::spawn_blocking(
-            move || -> Result<(FittedModel, Forecast, f64), ModelError> {
-                let fitted = fit_span.in_scope(|| model::fit(model.as_ref(), &slice, &seasons));
-                let fitted = match fitted {
-                    Ok(f) => {
-                        fit_span.record("fitted", f.model());
-                        fit_span.record("fallback", f.model() != model.name());
-                        f
-                    }
-                    Err(e) => {
-                        fit_span.record("error", chain(&e));
-                        return Err(e);
-                    }
-                };
-                let forecast = predict_span.in_scope(|| {
-                    let forecast = fitted.predict(horizon, &levels)?;
-                    if !forecast.mean.iter().all(|v| v.is_finite()) {
-                        return Err(ModelError::failed(model.name(), "a non-finite forecast"));
-                    }
-                    Ok(forecast)
-                });
-                let forecast = forecast.inspect_err(|e| {
-                    predict_span.record("error", chain(e));
-                })?;
-                let rho = error_autocorrelation(slice.values(), &fitted.fitted_values());
-                Ok((fitted, forecast, rho))
-            },
-        )
+        let made = tokio::task::spawn_blocking(move || {
+            refit(
+                model.as_ref(),
+                &slice,
+                &seasons,
+                horizon,
+                &levels,
+                &fit_span,
+            )
+        })
         .await
         .map_err(|e| MetricError::Task(e.to_string()))?;
         drop(permit);
-        let (fitted, forecast, rho) = made?;
+        let Refit {
+            fitted,
+            forecast,
+            rho,
+        } = made?;
         ctx.shared
             .telemetry
             .fit_duration
