@@ -13,7 +13,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Writes to `path` atomically whatever `fill` writes, creating parent folders. The file
-/// appears at `path` only if `fill` succeeds and the data reached the disk.
+/// appears at `path` only if `fill` succeeds and the data reached the disk. A file replaced
+/// keeps its permissions; a new one gets those a shell redirect would give it (0666 less the
+/// umask), not the temporary file's owner-only 0600.
 pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
@@ -25,10 +27,16 @@ pub fn write_atomic_with(
         }
         None => Path::new("."),
     };
+    let replaced = std::fs::metadata(path).ok().map(|m| m.permissions());
     let mut temp = tempfile::Builder::new()
         .prefix(".prescale-")
         .suffix(".tmp")
+        // The mode a new file is opened with, which the umask then narrows.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)?;
+    if let Some(p) = replaced {
+        temp.as_file().set_permissions(p)?;
+    }
     fill(temp.as_file_mut())?;
     temp.as_file_mut().flush()?;
     temp.as_file().sync_all()?;
@@ -155,6 +163,25 @@ mod tests {
         refuse_overwriting_inputs(&fresh, [input.as_path()]).unwrap();
         std::fs::write(&fresh, "old").unwrap();
         refuse_overwriting_inputs(&fresh, [input.as_path()]).unwrap();
+    }
+
+    #[test]
+    fn new_files_get_the_umask_s_mode_and_replaced_ones_keep_theirs() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("table.csv");
+        write_atomic(&fresh, b"a").unwrap();
+        // What the process's umask gives a file created the ordinary way.
+        let ordinary = dir.path().join("ordinary.csv");
+        std::fs::write(&ordinary, b"a").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&fresh), mode(&ordinary));
+        let kept = dir.path().join("config.yaml");
+        std::fs::write(&kept, b"old").unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&kept, b"new").unwrap();
+        assert_eq!(mode(&kept), 0o640);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"new");
     }
 
     #[test]

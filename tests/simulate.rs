@@ -302,7 +302,7 @@ fn the_frontier_sweeps_every_policy_on_the_taxi_trace() {
     let mut comparison = comparison.lines();
     assert_eq!(
         comparison.next().unwrap(),
-        "hpa_target,hpa_replica_hours,hpa_unserved_pct,policy,replica_hours_at_hpa_unserved,bound,saving_pct,unserved_pct_at_hpa_cost,trace"
+        "hpa_target,hpa_replica_hours,hpa_unserved_pct,policy,replica_hours_at_hpa_unserved,bound,saving_pct,unserved_pct_at_hpa_cost,hpa_slo_violation_minutes,replica_hours_at_hpa_slo_minutes,slo_bound,slo_saving_pct,trace"
     );
     // Four other curves at each of six targets.
     assert_eq!(comparison.count(), 6 * 4);

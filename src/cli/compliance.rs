@@ -263,17 +263,10 @@ fn fix(args: FixArgs) -> anyhow::Result<()> {
 }
 
 /// Writes the fixed configuration in place of the old (atomically: an interrupted write
-/// leaves the old file), with the old file's permissions.
+/// leaves the old file; the old file's permissions are kept).
 fn write_fixed(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
-    crate::files::write_atomic_with(path, |f| {
-        if let Some(p) = permissions {
-            f.set_permissions(p)?;
-        }
-        f.write_all(text.as_bytes())
-    })
-    .with_context(|| format!("writing {}", path.display()))
+    crate::files::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// POSTs `json` to `url`, giving up after 10 seconds.

@@ -532,6 +532,11 @@ fn frontier_run(
             notes.push(line);
         }
     }
+    for curve in [Curve::Predictive, Curve::Hybrid] {
+        if let Some(line) = frontier::slo_verdict(&comparisons, 0.7, curve) {
+            notes.push(line);
+        }
+    }
     Ok(FrontierRun {
         name,
         startup,

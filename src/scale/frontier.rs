@@ -251,11 +251,17 @@ impl Frontier {
 
     /// The frontier of one curve's points, with shortfall as unserved load.
     pub fn of(points: &[Point], curve: Curve) -> Self {
+        Self::of_measure(points, curve, |p| p.unserved_pct)
+    }
+
+    /// The frontier of one curve's points, with shortfall as `measure` reads it (unserved
+    /// load, SLO-violation minutes, steps short).
+    pub fn of_measure(points: &[Point], curve: Curve, measure: impl Fn(&Point) -> f64) -> Self {
         Self::new(
             points
                 .iter()
                 .filter(|p| p.curve == curve)
-                .map(|p| (p.replica_hours, p.unserved_pct)),
+                .map(|p| (p.replica_hours, measure(p))),
         )
     }
 
@@ -316,15 +322,28 @@ pub struct AgainstHpa {
     pub cost_at_hpa_shortfall: Reach,
     /// Unserved load, percent, it leaves at the HPA's replica-hours.
     pub shortfall_at_hpa_cost: Reach,
+    /// Replica-hours it needs for no more SLO-violation minutes than the HPA: the same
+    /// question asked of the measure that counts how long users were short, not how much.
+    pub cost_at_hpa_slo_minutes: Reach,
 }
 
 impl AgainstHpa {
     /// Percent fewer replica-hours than the HPA for the HPA's shortfall (negative: more); a
     /// lower bound when the cost is one ([`Reach::AtMost`]).
     pub fn saving_pct(&self, hpa_cost: f64) -> Option<f64> {
-        let cost = self.cost_at_hpa_shortfall.value()?;
-        (hpa_cost > 0.0).then(|| 100.0 * (1.0 - cost / hpa_cost))
+        saving(self.cost_at_hpa_shortfall, hpa_cost)
     }
+
+    /// [`AgainstHpa::saving_pct`] for the HPA's SLO-violation minutes.
+    pub fn slo_saving_pct(&self, hpa_cost: f64) -> Option<f64> {
+        saving(self.cost_at_hpa_slo_minutes, hpa_cost)
+    }
+}
+
+/// Percent fewer replica-hours than `hpa_cost` (negative: more).
+fn saving(cost: Reach, hpa_cost: f64) -> Option<f64> {
+    let cost = cost.value()?;
+    (hpa_cost > 0.0).then(|| 100.0 * (1.0 - cost / hpa_cost))
 }
 
 /// Every other curve against the HPA at one target.
@@ -339,12 +358,16 @@ pub struct Comparison {
 }
 
 /// At each HPA target in `points`, where every other curve stands: the replica-hours it needs
-/// for the HPA's unserved load, and the unserved load it leaves at the HPA's replica-hours.
+/// for the HPA's unserved load (and for its SLO-violation minutes), and the unserved load it
+/// leaves at the HPA's replica-hours.
 pub fn compare(points: &[Point]) -> Vec<Comparison> {
-    let frontiers: Vec<(Curve, Frontier)> = Curve::ALL
+    let frontiers: Vec<(Curve, Frontier, Frontier)> = Curve::ALL
         .into_iter()
         .filter(|&c| c != Curve::Reactive && points.iter().any(|p| p.curve == c))
-        .map(|c| (c, Frontier::of(points, c)))
+        .map(|c| {
+            let slo = Frontier::of_measure(points, c, |p| p.slo_violation_minutes);
+            (c, Frontier::of(points, c), slo)
+        })
         .collect();
     points
         .iter()
@@ -355,10 +378,11 @@ pub fn compare(points: &[Point]) -> Vec<Comparison> {
                 hpa: *hpa,
                 others: frontiers
                     .iter()
-                    .map(|(curve, f)| AgainstHpa {
+                    .map(|(curve, f, slo)| AgainstHpa {
                         curve: *curve,
                         cost_at_hpa_shortfall: f.cost_at(hpa.unserved_pct),
                         shortfall_at_hpa_cost: f.shortfall_at(hpa.replica_hours),
+                        cost_at_hpa_slo_minutes: slo.cost_at(hpa.slo_violation_minutes),
                     })
                     .collect(),
             })
@@ -370,12 +394,7 @@ pub fn compare(points: &[Point]) -> Vec<Comparison> {
 /// shortfall at target 70% (…), predictive needs 23% fewer replica-hours". `None` when the
 /// comparisons hold no HPA target or no such curve.
 pub fn verdict(comparisons: &[Comparison], target: f64, curve: Curve) -> Option<String> {
-    let c = comparisons.iter().min_by(|a, b| {
-        (a.target - target)
-            .abs()
-            .total_cmp(&(b.target - target).abs())
-    })?;
-    let other = c.others.iter().find(|o| o.curve == curve)?;
+    let (c, other) = closest(comparisons, target, curve)?;
     let head = format!(
         "for the HPA's shortfall at target {:.0}% ({:.2}% of the load unserved at {:.0} replica-hours), {}",
         c.target * 100.0,
@@ -383,8 +402,52 @@ pub fn verdict(comparisons: &[Comparison], target: f64, curve: Curve) -> Option<
         c.hpa.replica_hours,
         curve.name()
     );
-    let saving = other.saving_pct(c.hpa.replica_hours);
-    Some(match (other.cost_at_hpa_shortfall, saving) {
+    Some(phrase(
+        head,
+        other.cost_at_hpa_shortfall,
+        other.saving_pct(c.hpa.replica_hours),
+        "leaves less unserved",
+        "leave that little unserved",
+    ))
+}
+
+/// [`verdict`] measured by SLO-violation minutes instead of unserved load: how long users
+/// were short rather than how much.
+pub fn slo_verdict(comparisons: &[Comparison], target: f64, curve: Curve) -> Option<String> {
+    let (c, other) = closest(comparisons, target, curve)?;
+    let head = format!(
+        "for the HPA's SLO-violation minutes at target {:.0}% ({:.0} minutes at {:.0} replica-hours), {}",
+        c.target * 100.0,
+        c.hpa.slo_violation_minutes,
+        c.hpa.replica_hours,
+        curve.name()
+    );
+    Some(phrase(
+        head,
+        other.cost_at_hpa_slo_minutes,
+        other.slo_saving_pct(c.hpa.replica_hours),
+        "is short for fewer minutes",
+        "be short for so few minutes",
+    ))
+}
+
+/// The comparison at the HPA target closest to `target`, and `curve`'s place in it.
+fn closest(
+    comparisons: &[Comparison],
+    target: f64,
+    curve: Curve,
+) -> Option<(&Comparison, &AgainstHpa)> {
+    let c = comparisons.iter().min_by(|a, b| {
+        (a.target - target)
+            .abs()
+            .total_cmp(&(b.target - target).abs())
+    })?;
+    Some((c, c.others.iter().find(|o| o.curve == curve)?))
+}
+
+/// "`head` needs N% fewer replica-hours (cost)", or more, or a bound, or out of reach.
+fn phrase(head: String, cost: Reach, saving: Option<f64>, better: &str, reach: &str) -> String {
+    match (cost, saving) {
         (Reach::At(cost), Some(s)) if s >= 0.0 => {
             format!("{head} needs {s:.0}% fewer replica-hours ({cost:.0})")
         }
@@ -392,14 +455,14 @@ pub fn verdict(comparisons: &[Comparison], target: f64, curve: Curve) -> Option<
             format!("{head} needs {:.0}% more replica-hours ({cost:.0})", -s)
         }
         (Reach::AtMost(cost), Some(s)) if s >= 0.0 => format!(
-            "{head} needs at least {s:.0}% fewer replica-hours (its cheapest setting, {cost:.0}, already leaves less unserved)"
+            "{head} needs at least {s:.0}% fewer replica-hours (its cheapest setting, {cost:.0}, already {better})"
         ),
         (Reach::AtMost(cost), Some(s)) => format!(
-            "{head} needs at most {:.0}% more replica-hours (its cheapest setting, {cost:.0}, already leaves less unserved)",
+            "{head} needs at most {:.0}% more replica-hours (its cheapest setting, {cost:.0}, already {better})",
             -s
         ),
-        _ => format!("{head} cannot leave that little unserved at any setting swept"),
-    })
+        _ => format!("{head} cannot {reach} at any setting swept"),
+    }
 }
 
 /// The columns of the frontier table `simulate --frontier` prints.
@@ -427,7 +490,7 @@ pub fn frontier_record(p: &Point, trace: &str) -> Vec<String> {
 }
 
 /// The columns of the comparison table: per HPA target and other curve.
-pub const COMPARISON_COLUMNS: [&str; 9] = [
+pub const COMPARISON_COLUMNS: [&str; 13] = [
     "hpa_target",
     "hpa_replica_hours",
     "hpa_unserved_pct",
@@ -436,15 +499,29 @@ pub const COMPARISON_COLUMNS: [&str; 9] = [
     "bound",
     "saving_pct",
     "unserved_pct_at_hpa_cost",
+    "hpa_slo_violation_minutes",
+    "replica_hours_at_hpa_slo_minutes",
+    "slo_bound",
+    "slo_saving_pct",
     "trace",
 ];
 
 /// The rows of the comparison table for `comparisons`, in the order of
 /// [`COMPARISON_COLUMNS`]: `bound` says whether the replica-hours are on the frontier (`at`),
-/// an upper bound (`at_most`) or out of its reach (`out`, the cells left empty).
+/// an upper bound (`at_most`) or out of its reach (`out`, the cells left empty); `slo_bound`
+/// says the same of the replica-hours for the HPA's SLO-violation minutes.
 pub fn comparison_records(comparisons: &[Comparison], trace: &str) -> Vec<Vec<String>> {
     let cell =
         |r: Reach, digits: usize| r.value().map_or(String::new(), |v| format!("{v:.digits$}"));
+    let bound = |r: Reach| {
+        match r {
+            Reach::At(_) => "at",
+            Reach::AtMost(_) => "at_most",
+            Reach::Out => "out",
+        }
+        .to_string()
+    };
+    let pct = |s: Option<f64>| s.map_or(String::new(), |s| format!("{s:.1}"));
     comparisons
         .iter()
         .flat_map(|c| {
@@ -455,15 +532,13 @@ pub fn comparison_records(comparisons: &[Comparison], trace: &str) -> Vec<Vec<St
                     format!("{:.3}", c.hpa.unserved_pct),
                     o.curve.name().to_string(),
                     cell(o.cost_at_hpa_shortfall, 1),
-                    match o.cost_at_hpa_shortfall {
-                        Reach::At(_) => "at",
-                        Reach::AtMost(_) => "at_most",
-                        Reach::Out => "out",
-                    }
-                    .to_string(),
-                    o.saving_pct(c.hpa.replica_hours)
-                        .map_or(String::new(), |s| format!("{s:.1}")),
+                    bound(o.cost_at_hpa_shortfall),
+                    pct(o.saving_pct(c.hpa.replica_hours)),
                     cell(o.shortfall_at_hpa_cost, 3),
+                    format!("{:.0}", c.hpa.slo_violation_minutes),
+                    cell(o.cost_at_hpa_slo_minutes, 1),
+                    bound(o.cost_at_hpa_slo_minutes),
+                    pct(o.slo_saving_pct(c.hpa.replica_hours)),
                     trace.to_string(),
                 ]
             })
@@ -657,6 +732,7 @@ mod tests {
                 curve: Curve::Predictive,
                 cost_at_hpa_shortfall: cost,
                 shortfall_at_hpa_cost: Reach::Out,
+                cost_at_hpa_slo_minutes: Reach::Out,
             }],
         };
         let say = |cost| verdict(&[at(cost)], 0.7, Curve::Predictive).unwrap();
@@ -665,5 +741,9 @@ mod tests {
         assert!(say(Reach::AtMost(60.0)).contains("at least 40% fewer"));
         assert!(say(Reach::Out).contains("cannot leave that little unserved"));
         assert_eq!(verdict(&[at(Reach::Out)], 0.7, Curve::Hybrid), None);
+        let mut by_minutes = at(Reach::Out);
+        by_minutes.others[0].cost_at_hpa_slo_minutes = Reach::At(80.0);
+        let line = slo_verdict(&[by_minutes], 0.7, Curve::Predictive).unwrap();
+        assert_eq!(line, "for the HPA's SLO-violation minutes at target 70% (60 minutes at 100 replica-hours), predictive needs 20% fewer replica-hours (80)");
     }
 }

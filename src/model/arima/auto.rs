@@ -74,6 +74,7 @@ pub fn select(y: &[f64], m: usize) -> Option<Selection> {
         seen: HashSet::new(),
         tried: 0,
         best: None,
+        scored: Vec::new(),
     };
     for spec in [
         with(2, 2, 1, 1, constant),
@@ -92,14 +93,18 @@ pub fn select(y: &[f64], m: usize) -> Option<Selection> {
             break;
         }
     }
-    // The winner of the approximate search is fitted once by exact ML.
+    // The winner of the approximate search is fitted by exact ML; when that fit fails, the
+    // next best is, and so on (as auto.arima does).
     let tried = search.tried;
-    let (_, spec) = search.best?;
-    let estimate = estimate(y, &spec).ok()?;
-    Some(Selection {
-        spec,
-        estimate,
-        tried,
+    let mut ranked = search.scored;
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    ranked.into_iter().find_map(|(_, spec)| {
+        let estimate = estimate(y, &spec).ok()?;
+        Some(Selection {
+            spec,
+            estimate,
+            tried,
+        })
     })
 }
 
@@ -109,6 +114,8 @@ struct Search<'a> {
     seen: HashSet<(usize, usize, usize, usize, bool)>,
     tried: usize,
     best: Option<(f64, Spec)>,
+    /// Every order that could be scored, with its approximate AICc.
+    scored: Vec<(f64, Spec)>,
 }
 
 impl Search<'_> {
@@ -125,6 +132,7 @@ impl Search<'_> {
         let Some(aicc) = css_aicc(self.y, &spec) else {
             return false;
         };
+        self.scored.push((aicc, spec));
         if self.best.as_ref().is_none_or(|(b, _)| aicc < *b) {
             self.best = Some((aicc, spec));
             return true;
