@@ -170,6 +170,15 @@ fn validation_windows_have_the_length_of_the_horizon_asked_for() {
         text.contains("calibrated per lead time on 96 window steps"),
         "{text}"
     );
+    // ARIMA's later windows update its first fit (the order and coefficients kept, the filter
+    // run over the longer history) instead of searching again: 8 + 1 fits and 7 updates in
+    // validation, and the final fit.
+    let with_arima = over(&["seasonal-naive", "arima"]);
+    let text = with_arima.fit_for(&amzn, &[288], 12).unwrap().describe();
+    assert!(
+        text.contains("(10 fits, 7 updates without refitting"),
+        "{text}"
+    );
     // One step ahead: 8 windows of one step.
     let text = auto.fit_for(&amzn, &[288], 1).unwrap().describe();
     assert!(text.contains("on 8 windows of 1 steps, 36 apart"), "{text}");

@@ -230,6 +230,9 @@ struct Validated {
     windows: Vec<Option<(Vec<f64>, Vec<f64>)>>,
     /// Why it failed on its first failed window.
     failure: Option<String>,
+    /// Windows fitted from scratch, and windows scored by updating an earlier fit.
+    fits: usize,
+    updates: usize,
 }
 
 impl Validated {
@@ -257,6 +260,9 @@ struct Validation {
     stride: usize,
     /// Model fits, validation and final together.
     fits: usize,
+    /// Validation windows scored by updating an earlier fit instead of refitting.
+    #[serde(default)]
+    updates: usize,
     /// Wall-clock seconds of the whole fit.
     seconds: f64,
 }
@@ -379,7 +385,7 @@ impl Auto {
             .unwrap_or_else(|| horizon.max(shortest.div_ceil(windows.max(1))));
         let n = series.len();
         let origins = validation_origins(n, horizon, stride, windows);
-        let mut fits = 0;
+        let (mut fits, mut updates) = (0, 0);
         let mut validated = Vec::new();
         let mut dropped = Vec::new();
         if !origins.is_empty() {
@@ -393,7 +399,8 @@ impl Auto {
                     horizon,
                     period,
                 );
-                fits += origins.len();
+                fits += v.fits;
+                updates += v.updates;
                 if v.fitted_windows() == 0 {
                     let reason = v
                         .failure
@@ -572,6 +579,7 @@ impl Auto {
             horizon,
             stride,
             fits,
+            updates,
             seconds: started.elapsed().as_secs_f64(),
         };
         tracing::info!(
@@ -579,6 +587,7 @@ impl Auto {
             horizon,
             stride,
             fits,
+            updates,
             seconds = validation.seconds,
             "auto validated its candidates"
         );
@@ -650,6 +659,7 @@ impl Auto {
                             horizon,
                             stride: 0,
                             fits,
+                            updates: 0,
                             seconds: started.elapsed().as_secs_f64(),
                         }),
                         unvalidated: Some(why),
@@ -710,11 +720,31 @@ fn validate(
     let mut errors = Vec::new();
     let mut windows = Vec::new();
     let mut failure = None;
+    let (mut fits, mut updates) = (0, 0);
+    // The first fit that succeeds is carried forward to the later origins where the model
+    // can update it without refitting (`Fitted::extend`); the others are refitted each time.
+    let mut earliest: Option<Box<dyn Fitted>> = None;
     for &origin in origins {
         let history = series.slice(0..origin);
-        let forecast = model
-            .fit(&history, seasons)
-            .and_then(|f| f.predict(horizon, &[SPREAD_LEVEL]))
+        let updated = match earliest.as_ref().and_then(|f| f.extend(&history)) {
+            Some(Ok(updated)) => {
+                updates += 1;
+                Ok(updated)
+            }
+            // A failed update falls back to a refit, so it costs a window nothing.
+            Some(Err(_)) | None => {
+                fits += 1;
+                model.fit(&history, seasons)
+            }
+        };
+        let forecast = updated
+            .and_then(|f| {
+                let prediction = f.predict(horizon, &[SPREAD_LEVEL]);
+                if prediction.is_ok() && earliest.is_none() {
+                    earliest = Some(f);
+                }
+                prediction
+            })
             .and_then(|p| {
                 let interval = p
                     .intervals
@@ -772,6 +802,8 @@ fn validate(
         window_errors: errors,
         windows,
         failure,
+        fits,
+        updates,
     }
 }
 
@@ -1059,8 +1091,13 @@ impl Fitted for FittedAuto {
             );
         }
         let validation = self.state.validation.as_ref().map_or(String::new(), |v| {
+            let updates = if v.updates > 0 {
+                format!(", {} updates without refitting", v.updates)
+            } else {
+                String::new()
+            };
             format!(
-                "; validated on {} windows of {} steps, {} apart ({} fits, {:.2} s)",
+                "; validated on {} windows of {} steps, {} apart ({} fits{updates}, {:.2} s)",
                 v.windows, v.horizon, v.stride, v.fits, v.seconds
             )
         });

@@ -58,6 +58,11 @@ impl SeasonalAdjustment {
         v + self.seasonal[i]
     }
 
+    /// The period removed, if any.
+    pub fn period(&self) -> Option<usize> {
+        (!self.seasonal.is_empty()).then_some(self.period)
+    }
+
     /// Checks a deserialised adjustment against the length of the data it belongs to.
     pub fn is_valid(&self, len: usize) -> bool {
         self.seasonal.is_empty() || (self.period >= 2 && self.seasonal.len() == len)

@@ -182,6 +182,16 @@ pub trait Fitted: Send + Sync {
 
     /// The fitted state, for a model file; the registry's loader for this model reads it back.
     fn to_state(&self) -> Result<serde_json::Value, serde_json::Error>;
+
+    /// The same fitted parameters run over `series`, a longer history of the same metric
+    /// that contains the fitted one: forecasts from a later origin without refitting
+    /// (statsforecast's cross-validation with `refit=False`). `None` when the model has no
+    /// such update and must be refitted; only models whose fit is much dearer than a filter
+    /// pass implement it.
+    fn extend(&self, series: &Series) -> Option<Result<Box<dyn Fitted>, ModelError>> {
+        let _ = series;
+        None
+    }
 }
 
 /// A fitted model together with the grid of the series it was fitted on.

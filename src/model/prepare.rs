@@ -66,6 +66,17 @@ impl Prepared {
         self
     }
 
+    /// The same values divided by `scale` instead (a model refiltered with the coefficients it
+    /// estimated on another span keeps that span's units: its mean is in them).
+    pub fn rescaled(mut self, scale: f64) -> Self {
+        if scale > 0.0 && scale.is_finite() {
+            let factor = self.scale / scale;
+            self.values.iter_mut().for_each(|v| *v *= factor);
+            self.scale = scale;
+        }
+        self
+    }
+
     /// The horizon to ask the model for so that `horizon` steps remain after the trailing
     /// gap.
     pub fn model_horizon(&self, horizon: usize) -> usize {

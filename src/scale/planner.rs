@@ -183,7 +183,10 @@ struct Calibration {
     /// `i == j`). A decision without a forecast leaves an empty entry.
     made: VecDeque<Vec<f64>>,
     window: usize,
-    sorted: Vec<f64>,
+    /// The same misses per lead kept sorted, so a quantile is a lookup: the planner asks for
+    /// one at every lead on every step, and selecting it afresh each time made long
+    /// start-ups (many leads) cost seconds per day replayed.
+    sorted: Vec<Vec<f64>>,
 }
 
 impl Calibration {
@@ -198,7 +201,7 @@ impl Calibration {
             by_lead: vec![VecDeque::new(); leads],
             made: VecDeque::with_capacity(leads),
             window,
-            sorted: vec![],
+            sorted: vec![Vec::new(); leads],
         }
     }
 
@@ -228,30 +231,32 @@ impl Calibration {
             if !error.is_finite() {
                 continue;
             }
-            let errors = &mut self.by_lead[lead];
+            let (errors, sorted) = (&mut self.by_lead[lead], &mut self.sorted[lead]);
             if errors.len() == self.window {
-                errors.pop_front();
+                if let Some(oldest) = errors.pop_front() {
+                    let at = sorted.partition_point(|v| v.total_cmp(&oldest).is_lt());
+                    sorted.remove(at);
+                }
             }
             errors.push_back(error);
+            let at = sorted.partition_point(|v| v.total_cmp(&error).is_lt());
+            sorted.insert(at, error);
         }
     }
 
     /// `forecast` (its first step one step ahead) with its `q` bound replaced by mean + the
     /// `q`-quantile of recent misses at each step's lead.
-    fn apply(&mut self, forecast: Forecast, q: f64) -> Forecast {
+    fn apply(&self, forecast: Forecast, q: f64) -> Forecast {
         let Some(level) = level_for_quantile(q).filter(|l| *l > 0.0) else {
             return forecast;
         };
         let mut offsets: Vec<f64> = vec![];
-        for errors in &self.by_lead {
-            if errors.len() < Self::MIN_ERRORS {
+        for sorted in &self.sorted {
+            if sorted.len() < Self::MIN_ERRORS {
                 break;
             }
-            self.sorted.clear();
-            self.sorted.extend(errors.iter().copied());
-            let rank = ((self.sorted.len() - 1) as f64 * q).round() as usize;
-            let (_, offset, _) = self.sorted.select_nth_unstable_by(rank, f64::total_cmp);
-            offsets.push(*offset);
+            let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+            offsets.push(sorted[rank]);
         }
         let Some(&longest) = offsets.last() else {
             return forecast;
@@ -276,6 +281,29 @@ impl Calibration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // The sorted copy the quantiles are read from is always the window's misses, sorted,
+        // whatever the loads (repeated values included) and however full the window.
+        #[test]
+        fn the_sorted_misses_mirror_the_window(
+            loads in proptest::collection::vec(prop_oneof![0.0..10.0f64, Just(3.0), Just(f64::NAN)], 0..200),
+            window in 1usize..20,
+        ) {
+            let mut c = Calibration::new(window, 3);
+            for load in loads {
+                c.decided(Some(&[2.0, 4.0, 6.0]));
+                c.observed(load);
+                for (errors, sorted) in c.by_lead.iter().zip(&c.sorted) {
+                    let mut expected: Vec<f64> = errors.iter().copied().collect();
+                    expected.sort_by(f64::total_cmp);
+                    prop_assert_eq!(&expected, sorted);
+                    prop_assert!(errors.len() <= window);
+                }
+            }
+        }
+    }
 
     #[test]
     fn calibrated_headroom_is_the_quantile_of_recent_misses_at_each_lead() {

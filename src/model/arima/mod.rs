@@ -249,24 +249,33 @@ pub fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_json::Err
             "the seasonal component does not match the data",
         ));
     }
-    let filter = likelihood_at(&state.adjusted(), &state.spec, &state.coef);
-    if filter.nu == 0 {
-        return Err(serde_json::Error::custom(
+    match FittedArima::filtered(state) {
+        Some(fitted) => Ok(Box::new(fitted)),
+        None => Err(serde_json::Error::custom(
             "too few values for the saved order",
-        ));
+        )),
     }
-    let est = Estimate {
-        coef: state.coef.clone(),
-        sigma2: filter.sigma2(),
-        loglik: filter.loglik(),
-        nobs: filter.nu,
-        filter,
-        note: state.note.clone(),
-    };
-    Ok(Box::new(FittedArima { state, est }))
 }
 
 impl FittedArima {
+    /// Runs the filter of `state`'s coefficients over its data; `None` when the data are too
+    /// short for the order.
+    fn filtered(state: ArimaState) -> Option<Self> {
+        let filter = likelihood_at(&state.adjusted(), &state.spec, &state.coef);
+        if filter.nu == 0 {
+            return None;
+        }
+        let est = Estimate {
+            coef: state.coef.clone(),
+            sigma2: filter.sigma2(),
+            loglik: filter.loglik(),
+            nobs: filter.nu,
+            filter,
+            note: state.note.clone(),
+        };
+        Some(Self { state, est })
+    }
+
     /// Point forecasts of the prepared (scaled) series, `k` steps.
     fn path(&self, k: usize) -> Vec<f64> {
         let s = &self.state.spec;
@@ -415,11 +424,77 @@ impl Fitted for FittedArima {
     fn to_state(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(&self.state)
     }
+
+    /// The order and coefficients kept, the filter (and an STL season, when one was removed)
+    /// run again over the longer history: no search and no estimation, so `auto` scores its
+    /// later validation origins for the cost of a filter pass instead of a search.
+    fn extend(&self, series: &Series) -> Option<Result<Box<dyn Fitted>, ModelError>> {
+        let extended = || -> Result<Box<dyn Fitted>, ModelError> {
+            let prepared = Prepared::new(series, "arima", 8)?
+                .keep_last(MAX_HISTORY)
+                .rescaled(self.state.prepared.scale);
+            let adjustment = match self.state.adjustment.period() {
+                Some(period) => SeasonalAdjustment::estimate(&prepared.values, period)
+                    .map_err(|message| ModelError::failed("arima", message))?,
+                None => SeasonalAdjustment::default(),
+            };
+            let got = prepared.values.len();
+            let state = ArimaState {
+                prepared,
+                adjustment,
+                ..self.state.clone()
+            };
+            let fitted = FittedArima::filtered(state).ok_or(ModelError::TooShort {
+                model: "arima".into(),
+                needed: got + 1,
+                got,
+            })?;
+            Ok(Box::new(fitted))
+        };
+        Some(extended())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::Labels;
+
+    #[test]
+    fn an_extended_fit_keeps_its_coefficients_and_forecasts_from_the_new_end() {
+        // An AR(1) around 50 with a deterministic, irregular innovation.
+        let mut y = vec![50.0];
+        for t in 1..400 {
+            let e = ((t * 7919) % 101) as f64 / 10.0 - 5.0;
+            y.push(50.0 + 0.7 * (y[t - 1] - 50.0) + e);
+        }
+        let series = Series::new(Labels::default(), 0, 60_000, y.clone()).unwrap();
+        let spec = Settings {
+            order: Some([1, 0, 0]),
+            seasonal_order: None,
+        }
+        .spec()
+        .unwrap()
+        .unwrap();
+        let early = Arima::new(spec).fit(&series.slice(0..300), &[]).unwrap();
+        let extended = early.extend(&series).unwrap().unwrap();
+        let (a, b) = (early.to_state().unwrap(), extended.to_state().unwrap());
+        assert_eq!(a["coef"], b["coef"]);
+        assert_eq!(a["prepared"]["scale"], b["prepared"]["scale"]);
+        assert_eq!(b["prepared"]["values"].as_array().unwrap().len(), 400);
+        // The exact one-step forecast of an AR(1) is μ + φ(y_n − μ), from the new last value.
+        let scale = b["prepared"]["scale"].as_f64().unwrap();
+        let mu = b["coef"]["mean"].as_f64().unwrap() * scale;
+        let phi = b["coef"]["ar"][0].as_f64().unwrap();
+        let next = extended.predict(1, &[]).unwrap().mean[0];
+        let expected = mu + phi * (y[399] - mu);
+        assert!(
+            (next - expected).abs() < 1e-6 * expected.abs(),
+            "{next} vs {expected}"
+        );
+        // Extending to a history the order cannot be filtered over is an error, not a panic.
+        assert!(early.extend(&series.slice(0..1)).unwrap().is_err());
+    }
 
     #[test]
     fn settings_fix_an_order_within_auto_arimas_bounds() {
