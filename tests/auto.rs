@@ -258,9 +258,16 @@ fn a_history_too_short_for_one_window_takes_the_first_candidate_that_fits() {
 
 #[test]
 fn a_dropped_candidate_keeps_its_reason_and_bad_candidates_are_refused_when_built() {
-    // Five-minute data: no bundled lstm network for that step, so lstm is dropped, and says
+    // One-minute data: no bundled lstm network for that step, so lstm is dropped, and says
     // why; the saved model keeps the reason.
-    let amzn = crate::common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 6);
+    let five = crate::common::load_dataset("Twitter_volume_AMZN.csv").slice(0..288 * 6);
+    let amzn = prescale::series::Series::new(
+        five.labels().clone(),
+        five.start(),
+        60_000,
+        five.values().to_vec(),
+    )
+    .unwrap();
     let settings = serde_json::json!({
         "candidates": ["seasonal-naive", "lstm"],
         "windows": 2,
@@ -270,7 +277,7 @@ fn a_dropped_candidate_keeps_its_reason_and_bad_candidates_are_refused_when_buil
     let fitted = model::fit(auto.as_ref(), &amzn, &[288]).unwrap();
     let text = fitted.describe();
     assert!(
-        text.contains("failed validation: lstm (lstm: no network trained on 5m steps"),
+        text.contains("failed validation: lstm (lstm: no network trained on 1m steps"),
         "{text}"
     );
     let dir = tempfile::tempdir().unwrap();

@@ -290,15 +290,35 @@ fn the_bundled_networks_pick_by_step_and_refuse_other_steps() {
     let f = fitted.predict(48, &[95.0]).unwrap();
     assert!(f.mean.iter().all(|v| v.is_finite() && *v >= 0.0));
 
+    // Five-minute data takes the network trained on the NAB series; the last 3,456 steps
+    // of each were held out of its training, so forecast from before them.
     let amzn = common::load_dataset("Twitter_volume_AMZN.csv");
+    let seen = amzn.slice(0..amzn.len() - 3456);
+    let fitted = model::fit(&Lstm::default(), &seen, &[288]).unwrap();
+    assert!(
+        fitted.describe().contains("lstm-nab-5m"),
+        "{}",
+        fitted.describe()
+    );
+    let f = fitted.predict(12, &[95.0]).unwrap();
+    assert!(f.mean.iter().all(|v| v.is_finite() && *v >= 0.0));
+
+    // The same values every minute: no network was trained on 1-minute steps.
+    let per_minute = Series::new(
+        Labels::named("per-minute"),
+        amzn.start(),
+        60_000,
+        amzn.values().to_vec(),
+    )
+    .unwrap();
     let err = Lstm::default()
-        .fit(&amzn, &[288])
+        .fit(&per_minute, &[1440])
         .err()
-        .expect("no 5-minute network");
+        .expect("no 1-minute network");
     match err {
         ModelError::Settings { message, .. } => {
             assert!(
-                message.contains("5m") && message.contains("train one"),
+                message.contains("1m") && message.contains("train one"),
                 "{message}"
             )
         }

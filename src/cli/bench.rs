@@ -1,6 +1,6 @@
 //! `prescale bench`: published benchmarks, scored exactly as their organisers did.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use crate::eval::m4;
 use crate::model::auto::{self, Combine};
 use crate::model::{self, lstm, Floor, ModelSpec};
+use crate::series::Series;
 
 /// Flags of `prescale bench`.
 #[derive(Debug, Args)]
@@ -66,6 +67,12 @@ struct OpsArgs {
     /// Only the first N series (sorted by file name).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+
+    /// Also write the series as loaded and every window scored to this folder
+    /// (`<series>.csv`, `windows.csv`), so a peer (`benches/peers/statsforecast_ops.py`)
+    /// forecasts exactly the same windows.
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +186,9 @@ fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
         .iter()
         .map(|s| crate::model::season::detect_for(s).1)
         .collect();
+    if let Some(dir) = &args.export {
+        export_windows(dir, &all, &seasons, &args)?;
+    }
     for &horizon in &args.horizons {
         let plan = Plan {
             horizon,
@@ -273,6 +283,72 @@ fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Writes each series as `bench ops` loaded it (`timestamp` in ms, `value`, empty where
+/// missing) and `windows.csv` (`series,file,seasons,period,horizon,window,origin`: the
+/// forecast starts at row `origin` of the series file, from the rows before it; `seasons`
+/// space-separated, `period` scales MASE). Written by hand: two numeric columns need no
+/// table library, and the peer reads them with pandas.
+fn export_windows(
+    dir: &Path,
+    all: &[Series],
+    seasons: &[Vec<usize>],
+    args: &OpsArgs,
+) -> anyhow::Result<()> {
+    use crate::eval::backtest::{series_name, Plan};
+    use std::fmt::Write as _;
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut windows = String::from("series,file,seasons,period,horizon,window,origin\n");
+    for (series, seasons) in all.iter().zip(seasons) {
+        let name = series_name(series);
+        let file: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>()
+            + ".csv";
+        let mut text = String::from("timestamp,value\n");
+        for (i, v) in series.values().iter().enumerate() {
+            let value = if v.is_finite() {
+                v.to_string()
+            } else {
+                String::new()
+            };
+            writeln!(text, "{},{value}", series.timestamp(i))?;
+        }
+        crate::files::write_atomic(&dir.join(&file), text.as_bytes())?;
+        let period = seasons.first().copied().unwrap_or(1);
+        let listed: Vec<String> = seasons.iter().map(usize::to_string).collect();
+        for &horizon in &args.horizons {
+            let plan = Plan {
+                horizon,
+                windows: args.windows,
+                step_between: horizon,
+                floor: Floor::Auto,
+            };
+            // A series too short for these windows is skipped by the backtest too.
+            let Ok(origins) = plan.origins(series.len()) else {
+                continue;
+            };
+            for (window, origin) in origins.into_iter().enumerate() {
+                writeln!(
+                    windows,
+                    "{name},{file},{},{period},{horizon},{window},{origin}",
+                    listed.join(" ")
+                )?;
+            }
+        }
+    }
+    crate::files::write_atomic(&dir.join("windows.csv"), windows.as_bytes())?;
+    note!("wrote the series and their windows to {}", dir.display());
     Ok(())
 }
 

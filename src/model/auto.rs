@@ -19,8 +19,8 @@
 //!   flattering; the scores are therefore also cross-fitted (each window scored with the
 //!   choice the other windows make) and the intervals take the wider of the two quantiles.
 //! - The final forecast refits the chosen candidates on the whole history.
-//! - `lstm` takes part where a bundled network was trained on the series' step (hourly and
-//!   30-minute data); elsewhere it is dropped like any candidate that cannot fit.
+//! - `lstm` takes part where a bundled network was trained on the series' step (hourly,
+//!   30-minute and 5-minute data); elsewhere it is dropped like any candidate that cannot fit.
 //!
 //! Saving stores each kept candidate's own state with its weight, and the calibration.
 

@@ -1108,7 +1108,7 @@ metrics:
     capacityPerReplica: 10
     targetValue: 0.5
   - name: q
-    step: 5m
+    step: 1m
     model: lstm
     capacityPerReplica: 100
   - name: z
@@ -1124,7 +1124,7 @@ metrics:
             "metrics[0]: give a query or a file, not both",
             "metrics[0].step: expected a positive duration",
             "metrics[0].model: ets: invalid settings: unknown field `order`",
-            "metrics[1].model: lstm: no network trained on 5m steps",
+            "metrics[1].model: lstm: no network trained on 1m steps",
             "metrics[2].model: unknown model \"oracle\"",
             "metrics[2].targetValue: -1 must be positive",
         ] {

@@ -103,6 +103,11 @@ const BUNDLED: &[(&str, &[u8], &[u8])] = &[
         include_bytes!("../../../models/lstm-taxi-30m/config.json"),
         include_bytes!("../../../models/lstm-taxi-30m/weights.safetensors"),
     ),
+    (
+        "lstm-nab-5m",
+        include_bytes!("../../../models/lstm-nab-5m/config.json"),
+        include_bytes!("../../../models/lstm-nab-5m/weights.safetensors"),
+    ),
 ];
 
 /// The bundled networks by name, or why one of them did not parse.
