@@ -537,10 +537,13 @@ fn model_flags_for_a_model_not_asked_for_are_refused() {
 #[test]
 fn bench_ops_scores_every_series_of_the_step_at_each_horizon_and_says_what_auto_chose() {
     // The bundled folder: the 5-minute AMZN series is used, the 30-minute taxi series skipped.
+    let export = tempfile::tempdir().unwrap();
     let out = prescale()
         .args([
             "bench",
             "ops",
+            "--export",
+            export.path().to_str().unwrap(),
             "--data",
             dataset("").to_str().unwrap(),
             "--horizons",
@@ -580,5 +583,23 @@ fn bench_ops_scores_every_series_of_the_step_at_each_horizon_and_says_what_auto_
         stdout.contains("Twitter_volume_AMZN: auto: chose")
             && stdout.contains("windows of 12 steps"),
         "{stdout}"
+    );
+    // The export: the series as loaded (15,831 five-minute steps, missing ones empty) and the
+    // four windows scored, the last ending with the series.
+    let series = std::fs::read_to_string(export.path().join("Twitter_volume_AMZN.csv")).unwrap();
+    let lines: Vec<&str> = series.lines().collect();
+    assert_eq!(lines[0], "timestamp,value");
+    assert_eq!(lines.len(), 1 + 15_831, "{}", lines[1]);
+    assert_eq!(lines[1], "1424986973000,57");
+    let windows = std::fs::read_to_string(export.path().join("windows.csv")).unwrap();
+    assert_eq!(
+        windows.lines().collect::<Vec<_>>(),
+        [
+            "series,file,seasons,period,horizon,window,origin",
+            "Twitter_volume_AMZN,Twitter_volume_AMZN.csv,288,288,1,0,15829",
+            "Twitter_volume_AMZN,Twitter_volume_AMZN.csv,288,288,1,1,15830",
+            "Twitter_volume_AMZN,Twitter_volume_AMZN.csv,288,288,12,0,15807",
+            "Twitter_volume_AMZN,Twitter_volume_AMZN.csv,288,288,12,1,15819",
+        ]
     );
 }

@@ -124,7 +124,7 @@ type SeriesResult = (
 );
 
 fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
-    use crate::eval::backtest::{self, Plan};
+    use crate::eval::backtest;
     use crate::eval::Summary;
     use rayon::prelude::*;
     use std::time::Instant;
@@ -190,12 +190,7 @@ fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
         export_windows(dir, &all, &seasons, &args)?;
     }
     for &horizon in &args.horizons {
-        let plan = Plan {
-            horizon,
-            windows: args.windows,
-            step_between: horizon,
-            floor: Floor::Auto,
-        };
+        let plan = ops_plan(&args, horizon);
         // Per series: per model, its windows and the seconds they took; auto's choice.
         let results: Vec<SeriesResult> =
             all.par_iter()
@@ -286,6 +281,16 @@ fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The windows `bench ops` scores at `horizon`: the last `--windows` blocks, back to back.
+fn ops_plan(args: &OpsArgs, horizon: usize) -> crate::eval::backtest::Plan {
+    crate::eval::backtest::Plan {
+        horizon,
+        windows: args.windows,
+        step_between: horizon,
+        floor: Floor::Auto,
+    }
+}
+
 /// Writes each series as `bench ops` loaded it (`timestamp` in ms, `value`, empty where
 /// missing) and `windows.csv` (`series,file,seasons,period,horizon,window,origin`: the
 /// forecast starts at row `origin` of the series file, from the rows before it; `seasons`
@@ -297,7 +302,7 @@ fn export_windows(
     seasons: &[Vec<usize>],
     args: &OpsArgs,
 ) -> anyhow::Result<()> {
-    use crate::eval::backtest::{series_name, Plan};
+    use crate::eval::backtest::series_name;
     use std::fmt::Write as _;
 
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -328,12 +333,7 @@ fn export_windows(
         let period = seasons.first().copied().unwrap_or(1);
         let listed: Vec<String> = seasons.iter().map(usize::to_string).collect();
         for &horizon in &args.horizons {
-            let plan = Plan {
-                horizon,
-                windows: args.windows,
-                step_between: horizon,
-                floor: Floor::Auto,
-            };
+            let plan = ops_plan(args, horizon);
             // A series too short for these windows is skipped by the backtest too.
             let Ok(origins) = plan.origins(series.len()) else {
                 continue;
