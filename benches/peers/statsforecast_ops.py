@@ -17,7 +17,8 @@ forecasts are floored at zero when the history never went below it (prescale's `
 Peers (statsforecast's own answer to each of prescale's models):
     SeasonalNaive   season_length = the first season
     AutoETS         season_length = the first season up to 24 steps, else none (R's ets
-                    refuses longer seasons; statsforecast's takes hours on a weekly one)
+                    refuses longer seasons; statsforecast's seasonal AutoETS on a 288- or
+                    2,016-step season did not finish four windows in three minutes here)
     STL-ETS         the first season by MSTL, AutoETS(ZZN) on the rest (R's stlf; prescale's ets)
     AutoTheta       season_length = the first season
     MSTL            every season, AutoETS(ZZN) trend (prescale's mstl)
