@@ -7,6 +7,24 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// `name` made safe as one path component: every character but ASCII letters, digits, `-`
+/// and `_` becomes `_` (a series or metric name may hold `/`, `{` or quotes).
+///
+/// ```
+/// assert_eq!(prescale::files::path_component("up{job=\"a/b\"}"), "up_job__a_b__");
+/// ```
+pub fn path_component(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Writes `bytes` to `path` atomically, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))

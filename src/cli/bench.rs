@@ -309,17 +309,7 @@ fn export_windows(
     let mut windows = String::from("series,file,seasons,period,horizon,window,origin\n");
     for (series, seasons) in all.iter().zip(seasons) {
         let name = series_name(series);
-        let file: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>()
-            + ".csv";
+        let file = crate::files::path_component(&name) + ".csv";
         let mut text = String::from("timestamp,value\n");
         for (i, v) in series.values().iter().enumerate() {
             let value = if v.is_finite() {

@@ -1135,6 +1135,66 @@ pub(crate) fn load(state: serde_json::Value) -> Result<Box<dyn Fitted>, serde_js
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forecast::Interval;
+    use crate::series::Labels;
+
+    /// Forecasts its history's last value; its updates always fail.
+    #[derive(Debug)]
+    struct Last;
+    struct LastFit(f64);
+
+    impl Model for Last {
+        fn name(&self) -> &'static str {
+            "last"
+        }
+        fn fit(&self, series: &Series, _: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
+            let last = series.values().last().copied().unwrap_or(0.0);
+            Ok(Box::new(LastFit(last)))
+        }
+    }
+
+    impl Fitted for LastFit {
+        fn predict(&self, horizon: usize, levels: &[f64]) -> Result<Prediction, ModelError> {
+            let mean = vec![self.0; horizon];
+            let intervals = levels
+                .iter()
+                .map(|&level| Interval {
+                    level,
+                    lower: mean.iter().map(|m| m - 1.0).collect(),
+                    upper: mean.iter().map(|m| m + 1.0).collect(),
+                })
+                .collect();
+            Ok(Prediction {
+                mean,
+                intervals,
+                components: vec![],
+            })
+        }
+        fn fitted_values(&self) -> Vec<f64> {
+            vec![]
+        }
+        fn describe(&self) -> String {
+            "last".into()
+        }
+        fn to_state(&self) -> Result<serde_json::Value, serde_json::Error> {
+            Ok(serde_json::Value::Null)
+        }
+        fn extend(&self, _: &Series) -> Option<Result<Box<dyn Fitted>, ModelError>> {
+            Some(Err(ModelError::failed("last", "no update")))
+        }
+    }
+
+    #[test]
+    fn a_failed_update_is_refitted_and_the_window_kept() {
+        let values: Vec<f64> = (0..20).map(f64::from).collect();
+        let series = Series::new(Labels::default(), 0, 1000, values).unwrap();
+        let v = validate(0, &Last, &series, &[], &[10, 12, 14], 2, 1);
+        assert_eq!((v.fits, v.updates, v.fitted_windows()), (3, 0, 3));
+        assert!(v.failure.is_none());
+        // Each window forecasts from its own origin: the last value is origin − 1, the
+        // actual values origin and origin + 1, so every MASE is 1.5.
+        assert_eq!(v.window_errors, [1.5, 1.5, 1.5]);
+    }
 
     #[test]
     fn conformal_quantile_uses_the_finite_sample_rank() {

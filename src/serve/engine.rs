@@ -478,9 +478,9 @@ impl Ctx<'_> {
 fn model_path(state_dir: &Path, namespace: &str, workload: &str, metric: &str) -> PathBuf {
     state_dir
         .join("models")
-        .join(safe(namespace))
-        .join(safe(workload))
-        .join(format!("{}.json", safe(metric)))
+        .join(crate::files::path_component(namespace))
+        .join(crate::files::path_component(workload))
+        .join(format!("{}.json", crate::files::path_component(metric)))
 }
 
 /// The model a previous run saved for a metric; a corrupt or foreign file is reported and
@@ -502,19 +502,6 @@ fn load_saved(
             None
         }
     }
-}
-
-/// A name made safe as one path component.
-fn safe(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// One workload and its metrics.

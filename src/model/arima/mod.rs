@@ -440,9 +440,12 @@ impl Fitted for FittedArima {
             };
             let got = prepared.values.len();
             let state = ArimaState {
+                spec: self.state.spec,
+                coef: self.state.coef.clone(),
                 prepared,
                 adjustment,
-                ..self.state.clone()
+                tried: self.state.tried,
+                note: self.state.note.clone(),
             };
             let fitted = FittedArima::filtered(state).ok_or(ModelError::TooShort {
                 model: "arima".into(),
