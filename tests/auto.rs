@@ -179,9 +179,14 @@ fn validation_windows_have_the_length_of_the_horizon_asked_for() {
         text.contains("(10 fits, 7 updates without refitting"),
         "{text}"
     );
-    // One step ahead: 8 windows of one step.
+    // One step ahead: 8 windows scored on one step each, but forecast 8 steps ahead so that
+    // the intervals have 64 scores to calibrate on, not 8.
     let text = auto.fit_for(&amzn, &[288], 1).unwrap().describe();
     assert!(text.contains("on 8 windows of 1 steps, 36 apart"), "{text}");
+    assert!(
+        text.contains("calibrated per lead time on 64 window steps (8 leads)"),
+        "{text}"
+    );
     // A day ahead: back to back.
     let text = auto.fit_for(&amzn, &[288], 288).unwrap().describe();
     assert!(

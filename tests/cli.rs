@@ -580,7 +580,7 @@ fn bench_ops_scores_every_series_of_the_step_at_each_horizon_and_says_what_auto_
         "{stdout}"
     );
     assert!(
-        stdout.contains("Twitter_volume_AMZN: auto: chose")
+        stdout.contains("Twitter_volume_AMZN: auto: inverse-MASE weighted mean of")
             && stdout.contains("windows of 12 steps"),
         "{stdout}"
     );

@@ -52,7 +52,7 @@ struct OpsArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "seasonal-naive,ets,theta,mstl,arima,prophet,auto"
+        default_value = "seasonal-naive,ets,theta,mstl,arima,prophet,lstm,ets-nonseasonal,theta-nonseasonal,auto"
     )]
     models: Vec<String>,
 
@@ -95,9 +95,9 @@ struct M4Args {
     floor: Floor,
 
     /// How `auto` combines its candidates: `best`, `topK` (e.g. `top2`), `median` or
-    /// `inverse-error`.
-    #[arg(long, value_name = "HOW", default_value = "best")]
-    combine: Combine,
+    /// `inverse-error` [default: auto's own].
+    #[arg(long, value_name = "HOW")]
+    combine: Option<Combine>,
 
     /// `auto`'s candidates, comma-separated registry names [default: auto's own list].
     #[arg(long, value_delimiter = ',', value_name = "MODELS")]
@@ -229,7 +229,7 @@ fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
             args.windows
         )?;
         outln!(
-            "{:<16} {:>8} {:>8} {:>8} {:>7} {:>9}",
+            "{:<18} {:>8} {:>8} {:>8} {:>7} {:>9}",
             "model",
             "MASE",
             "sMAPE",
@@ -246,7 +246,7 @@ fn run_ops(args: OpsArgs) -> anyhow::Result<()> {
             let s = Summary::of(m.name(), windows);
             let show = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
             outln!(
-                "{:<16} {:>8} {:>8} {:>8} {:>7} {:>9.1}",
+                "{:<18} {:>8} {:>8} {:>8} {:>7} {:>9.1}",
                 m.name(),
                 show(s.mase),
                 show(s.smape),
@@ -349,10 +349,10 @@ fn run_m4(args: M4Args) -> anyhow::Result<()> {
         args.models
     };
     // The bench's own settings for the two models that take them here.
-    let mut auto_settings = auto::Settings {
-        combine: args.combine,
-        ..auto::Settings::default()
-    };
+    let mut auto_settings = auto::Settings::default();
+    if let Some(c) = args.combine {
+        auto_settings.combine = c;
+    }
     if !args.candidates.is_empty() {
         auto_settings.candidates = args.candidates.iter().map(ModelSpec::named).collect();
     }

@@ -32,9 +32,27 @@ use super::augurs_glue::{fitted_values, predict_levels};
 use super::decompose::SeasonalAdjustment;
 use super::{Fitted, Model, ModelError, Prepared};
 
-/// Automatic ETS on the seasonally adjusted series.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Ets;
+/// Automatic ETS on the seasonally adjusted series, or, built by [`Ets::nonseasonal`]
+/// (`ets-nonseasonal`), on the series as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Ets {
+    adjust: bool,
+}
+
+impl Default for Ets {
+    fn default() -> Self {
+        Self { adjust: true }
+    }
+}
+
+impl Ets {
+    /// ETS without the seasonal adjustment, whatever the seasons: R's `ets` on a season
+    /// longer than 24 steps. Minutes to an hour ahead on bursty five-minute series, the last
+    /// STL cycle added back brings more noise than season; see [`SeasonalAdjustment::none`].
+    pub fn nonseasonal() -> Self {
+        Self { adjust: false }
+    }
+}
 
 /// What a saved ETS model needs to be refitted exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,14 +78,21 @@ impl EtsState {
 
 impl Model for Ets {
     fn name(&self) -> &'static str {
-        "ets"
+        if self.adjust {
+            "ets"
+        } else {
+            "ets-nonseasonal"
+        }
     }
 
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         let prepared = Prepared::new(series, self.name(), 8)?;
-        let adjustment =
+        let adjustment = if self.adjust {
             SeasonalAdjustment::estimate(&prepared.values, seasons.first().copied().unwrap_or(1))
-                .map_err(failed)?;
+                .map_err(failed)?
+        } else {
+            SeasonalAdjustment::none()
+        };
         let mut state = EtsState {
             spec: String::new(),
             damped: false,

@@ -53,7 +53,15 @@ const MODELS: &[Entry] = &[
         name: "ets",
         build: |v| {
             parse_settings::<NoSettings>("ets", v)?;
-            Ok(Box::new(Ets))
+            Ok(Box::new(Ets::default()))
+        },
+        load: ets::load,
+    },
+    Entry {
+        name: "ets-nonseasonal",
+        build: |v| {
+            parse_settings::<NoSettings>("ets-nonseasonal", v)?;
+            Ok(Box::new(Ets::nonseasonal()))
         },
         load: ets::load,
     },
@@ -69,7 +77,15 @@ const MODELS: &[Entry] = &[
         name: "theta",
         build: |v| {
             parse_settings::<NoSettings>("theta", v)?;
-            Ok(Box::new(Theta))
+            Ok(Box::new(Theta::default()))
+        },
+        load: theta::load,
+    },
+    Entry {
+        name: "theta-nonseasonal",
+        build: |v| {
+            parse_settings::<NoSettings>("theta-nonseasonal", v)?;
+            Ok(Box::new(Theta::nonseasonal()))
         },
         load: theta::load,
     },

@@ -27,9 +27,26 @@ use super::decompose::SeasonalAdjustment;
 use super::file::nan_as_null;
 use super::{normal_quantile, Fitted, Model, ModelError, Prepared};
 
-/// Optimised Theta with seasonal adjustment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Theta;
+/// Optimised Theta on the seasonally adjusted series, or, built by [`Theta::nonseasonal`]
+/// (`theta-nonseasonal`), on the series as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Theta {
+    adjust: bool,
+}
+
+impl Default for Theta {
+    fn default() -> Self {
+        Self { adjust: true }
+    }
+}
+
+impl Theta {
+    /// Theta without the seasonal adjustment, whatever the seasons (see
+    /// [`SeasonalAdjustment::none`] for when that forecasts better).
+    pub fn nonseasonal() -> Self {
+        Self { adjust: false }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FittedTheta {
@@ -50,15 +67,23 @@ struct FittedTheta {
 
 impl Model for Theta {
     fn name(&self) -> &'static str {
-        "theta"
+        if self.adjust {
+            "theta"
+        } else {
+            "theta-nonseasonal"
+        }
     }
 
     fn fit(&self, series: &Series, seasons: &[usize]) -> Result<Box<dyn Fitted>, ModelError> {
         let prepared = Prepared::new(series, self.name(), 4)?;
         let x = &prepared.values;
         let n = x.len();
-        let adjustment = SeasonalAdjustment::estimate(x, seasons.first().copied().unwrap_or(1))
-            .map_err(|message| ModelError::failed("theta", message))?;
+        let adjustment = if self.adjust {
+            SeasonalAdjustment::estimate(x, seasons.first().copied().unwrap_or(1))
+                .map_err(|message| ModelError::failed("theta", message))?
+        } else {
+            SeasonalAdjustment::none()
+        };
         let adjusted: Vec<f64> = (0..n).map(|t| adjustment.adjust(t, x[t])).collect();
         let (a, b) = linear_trend(&adjusted);
         let (alpha, theta) = optimise(&adjusted, a, b);
@@ -243,7 +268,7 @@ mod tests {
     #[test]
     fn a_straight_line_is_extended() {
         let s = series((0..50).map(|t| 10.0 + 2.0 * t as f64).collect());
-        let f = Theta.fit(&s, &[]).unwrap();
+        let f = Theta::default().fit(&s, &[]).unwrap();
         let p = f.predict(5, &[95.0]).unwrap();
         for (h, v) in p.mean.iter().enumerate() {
             let expected = 10.0 + 2.0 * (50 + h) as f64;
@@ -263,7 +288,7 @@ mod tests {
                 })
                 .collect(),
         );
-        let f = Theta.fit(&s, &[24]).unwrap();
+        let f = Theta::default().fit(&s, &[24]).unwrap();
         assert!(f.describe().contains("STL season 24"), "{}", f.describe());
         let p = f.predict(24, &[80.0]).unwrap();
         // The forecast follows the cycle: the peak (phase 6) is well above the trough (18).
@@ -273,7 +298,11 @@ mod tests {
     #[test]
     fn intervals_widen_with_the_horizon() {
         let s = series((0..100).map(|t| ((t * 7919) % 37) as f64).collect());
-        let p = Theta.fit(&s, &[]).unwrap().predict(10, &[95.0]).unwrap();
+        let p = Theta::default()
+            .fit(&s, &[])
+            .unwrap()
+            .predict(10, &[95.0])
+            .unwrap();
         let w: Vec<f64> = (0..10)
             .map(|h| p.intervals[0].upper[h] - p.intervals[0].lower[h])
             .collect();
